@@ -1,0 +1,51 @@
+# The two commands of the README:  `make course` runs every notebook, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch on Linux x86_64 with this tag; override e.g. TORCH_SPEC="torch" on a GPU box.
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MPLBACKEND ?= Agg
+# pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
+PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
+
+.PHONY: install course test lint format notebooks-test unit-test constraints clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, so the package's plain `torch` requirement is already met by the CPU build
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+course: install
+	$(BIN)/python scripts/run_course.py
+
+test: install lint unit-test notebooks-test
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit-test: install
+	$(BIN)/python -m pytest -q tests; $(PYTEST_RC)
+
+notebooks-test: install
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks; $(PYTEST_RC)
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/nbstripout notebooks/*.ipynb notebooks/solutions/*.ipynb
+
+constraints: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia|triton)' \
+	  | sed '1i # Exact versions the course is tested with. Regenerate with: make constraints' > constraints.txt
+
+clean:
+	rm -rf build outputs

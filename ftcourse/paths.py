@@ -1,0 +1,19 @@
+"""Where the course keeps its data and writes its outputs."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT / "data"
+BASE_MODEL_DIR = DATA_DIR / "base-model"
+CONFIGS_DIR = DATA_DIR / "configs"
+# Outputs (adapters, checkpoints, plots) go outside git; FTCOURSE_OUTPUT_DIR moves them.
+OUTPUT_DIR = Path(os.environ.get("FTCOURSE_OUTPUT_DIR", REPO_ROOT / "outputs"))
+BUILD_DIR = REPO_ROOT / "build"
+
+
+def output_dir(*parts: str) -> Path:
+    """Return (and create) a folder under the course's output directory."""
+    path = OUTPUT_DIR.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
