@@ -10,7 +10,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run a course command and return its exit status."""
     parser = argparse.ArgumentParser(prog="ftcourse")
     sub = parser.add_subparsers(dest="command", required=True)
-    doc = sub.add_parser("doctor", help="print versions, device, bf16/4-bit support and the profile")
+    doc = sub.add_parser(
+        "doctor", help="print versions, device, bf16/4-bit support and the profile"
+    )
     doc.add_argument("--profile", help="check a named profile instead of the automatic choice")
     args = parser.parse_args(argv)
     from ftcourse.doctor import report

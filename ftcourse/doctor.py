@@ -95,9 +95,13 @@ def report(profile_name: str | None = None) -> Report:
     rows["profile"] = f"{profile.name}: {profile.summary}"
     rows["model"] = profile.model_path
     if profile.compute_dtype == "bfloat16" and not hw.bf16:
-        notes.append("this profile computes in bf16 but the device has no bf16: use fp16 (T4) or fp32.")
+        notes.append(
+            "this profile computes in bf16 but the device has no bf16: use fp16 (T4) or fp32."
+        )
     if not ok4:
-        notes.append("bitsandbytes 4-bit does not work here; QLoRA cells will fail. See the README.")
+        notes.append(
+            "bitsandbytes 4-bit does not work here; QLoRA cells will fail. See the README."
+        )
     return Report(rows, profile, notes)
 
 

@@ -171,8 +171,10 @@ def get_profile(name: str) -> Profile:
     """Look a profile up by name, with an error that lists the valid ones."""
     if name not in PROFILES:
         valid = ", ".join(PROFILES)
-        raise CourseError(f"Unknown profile {name!r}. Valid profiles: {valid}. "
-                          "Set FTCOURSE_PROFILE to one of them, or unset it for automatic choice.")
+        raise CourseError(
+            f"Unknown profile {name!r}. Valid profiles: {valid}. "
+            "Set FTCOURSE_PROFILE to one of them, or unset it for automatic choice."
+        )
     return PROFILES[name]
 
 
@@ -215,8 +217,10 @@ def ensure_available(profile: Profile) -> Profile:
     """Fail at once, with what to do, when the profile's model cannot be loaded here."""
     if profile.is_local:
         if not (Path(profile.model_path) / "config.json").is_file():
-            raise CourseError(f"The course's base model is missing from {profile.model_path}. "
-                              "Run `python scripts/make_base_model.py` or re-clone the repository.")
+            raise CourseError(
+                f"The course's base model is missing from {profile.model_path}. "
+                "Run `python scripts/make_base_model.py` or re-clone the repository."
+            )
         return profile
     if in_hub_cache(profile.model) or not is_offline():
         return profile

@@ -21,7 +21,10 @@ def convert(src: str) -> nbformat.NotebookNode:
         header, _, body = chunk.partition("\n")
         body = body.strip("\n")
         if header.strip() == "[markdown]":
-            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines())
+            text = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#")
+                for line in body.splitlines()
+            )
             nb.cells.append(nbformat.v4.new_markdown_cell(text))
         else:
             nb.cells.append(nbformat.v4.new_code_cell(body))

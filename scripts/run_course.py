@@ -39,8 +39,12 @@ def run_one(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, flo
     """Execute one notebook in a fresh kernel; return it with wall seconds and peak RSS in MB."""
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
@@ -61,7 +65,9 @@ def timings_markdown(rows: list[dict]) -> str:
     """The per-notebook table for the README and the instructor guide."""
     total = sum(r["seconds"] for r in rows)
     lines = ["| notebook | wall time | peak memory |", "|---|---:|---:|"]
-    lines += [f"| {r['notebook']} | {r['seconds'] / 60:.1f} min | {r['peak_mb']:.0f} MB |" for r in rows]
+    lines += [
+        f"| {r['notebook']} | {r['seconds'] / 60:.1f} min | {r['peak_mb']:.0f} MB |" for r in rows
+    ]
     lines.append(f"| **total** | **{total / 60:.1f} min** | |")
     cpu = f"{os.cpu_count()}-core {platform.machine()} CPU, profile cpu-tiny"
     lines.append(f"\nMeasured by `make course` on {date.today()} ({cpu}).")
@@ -73,8 +79,12 @@ def update_block(path: Path, text: str) -> None:
     if not path.exists():
         return
     old = path.read_text(encoding="utf-8")
-    new = re.sub(r"(<!-- times:start -->\n).*?(\n<!-- times:end -->)",
-                 lambda m: m.group(1) + text + m.group(2), old, flags=re.S)
+    new = re.sub(
+        r"(<!-- times:start -->\n).*?(\n<!-- times:end -->)",
+        lambda m: m.group(1) + text + m.group(2),
+        old,
+        flags=re.S,
+    )
     path.write_text(new, encoding="utf-8")
 
 

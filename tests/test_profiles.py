@@ -1,0 +1,66 @@
+"""Profiles: automatic choice follows the hardware, a forced profile is checked, offline fails fast."""
+
+import time
+
+import pytest
+
+from ftcourse import CourseError
+from ftcourse.profiles import PROFILES, Hardware, choose_profile, ensure_available, get_profile
+
+CPU = Hardware(cuda=False, gpu_name="", gpu_memory_gb=0.0, bf16=False, cpu_count=2)
+T4 = Hardware(cuda=True, gpu_name="Tesla T4", gpu_memory_gb=15.8, bf16=False, cpu_count=2)
+A10 = Hardware(cuda=True, gpu_name="NVIDIA A10G", gpu_memory_gb=24.0, bf16=True, cpu_count=8)
+BIG_NO_BF16 = Hardware(
+    cuda=True, gpu_name="Tesla V100", gpu_memory_gb=32.0, bf16=False, cpu_count=8
+)
+
+
+@pytest.mark.parametrize(
+    "hw, expected", [(CPU, "cpu-tiny"), (T4, "t4"), (A10, "gpu-24gb"), (BIG_NO_BF16, "t4")]
+)
+def test_automatic_choice_follows_hardware(hw, expected, monkeypatch):
+    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
+    assert choose_profile(hw=hw).name == expected
+
+
+def test_env_variable_forces_a_profile(monkeypatch):
+    monkeypatch.setenv("FTCOURSE_PROFILE", "t4")
+    assert choose_profile(hw=T4).name == "t4"
+
+
+def test_unknown_profile_lists_valid_ones(monkeypatch):
+    monkeypatch.setenv("FTCOURSE_PROFILE", "h100-dreams")
+    with pytest.raises(CourseError) as err:
+        choose_profile(hw=CPU)
+    for name in PROFILES:
+        assert name in str(err.value)
+
+
+def test_profile_too_big_warns_and_names_the_one_that_fits():
+    with pytest.warns(UserWarning, match="'t4' does"):
+        choose_profile("gpu-24gb", hw=T4)
+
+
+def test_profiles_are_data_with_sane_values():
+    for p in PROFILES.values():
+        assert p.compute_dtype in ("float32", "float16", "bfloat16")
+        assert p.batch_size >= 1 and p.grad_accum >= 1 and p.max_length >= 128
+        assert p.max_steps > 0 or p.num_train_epochs > 0
+    assert get_profile("t4").compute_dtype == "float16", "a T4 has no bf16"
+    assert get_profile("cpu-tiny").compute_dtype == "float32", "emulated bf16 is 5-8x slower on CPU"
+    assert get_profile("cpu-tiny").is_local and not get_profile("gpu-24gb").is_local
+    assert get_profile("cpu-tiny").with_overrides(max_steps=3).max_steps == 3
+
+
+def test_hub_profile_offline_fails_at_once(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(CourseError, match="offline"):
+        ensure_available(get_profile("gpu-24gb"))
+    assert time.perf_counter() - start < 5, "an offline check must not hang"
+
+
+def test_missing_local_model_says_how_to_make_it(monkeypatch, tmp_path):
+    monkeypatch.setattr("ftcourse.profiles.REPO_ROOT", tmp_path)
+    with pytest.raises(CourseError, match="make_base_model"):
+        ensure_available(get_profile("cpu-tiny"))

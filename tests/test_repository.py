@@ -1,0 +1,87 @@
+"""Repository hygiene: notebooks stripped and following the conventions, dependencies listed once."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
+ALL_NOTEBOOKS = NOTEBOOKS + sorted(ROOT.glob("notebooks/solutions/*.ipynb"))
+SETUP_CELL = ROOT / "notebooks" / "00_setup.ipynb"
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped(path):
+    for cell in cells(path):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], (
+                f"{path.name}: run `make format` (nbstripout) before committing"
+            )
+            assert cell.get("execution_count") is None, f"{path.name}: stale execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_conventions(path):
+    cs = cells(path)
+    title = source(cs[0])
+    assert re.match(r"# \d\d · ", title), (
+        f"{path.name}: first cell must be the '# NN · Title' heading"
+    )
+    assert f"blob/main/notebooks/{path.name}" in title and "colab-badge" in title, "Colab badge"
+    assert "You will learn" in title or "learn to" in title, "learning objectives"
+    code = [source(c) for c in cs if c["cell_type"] == "code"]
+    canonical = [source(c) for c in cells(SETUP_CELL) if c["cell_type"] == "code"][0]
+    assert code[0] == canonical, f"{path.name}: the Colab setup cell must match notebook 00's"
+    assert "ftcourse.setup_notebook()" in code[1], "the environment report opens every notebook"
+    assert any(re.search(r"^assert ", c, re.M) for c in code), "claims are checked with asserts"
+    assert any(source(c).startswith("## Summary") for c in cs), "a summary section"
+
+
+def test_environment_yml_delegates_to_pip():
+    env = (ROOT / "environment.yml").read_text()
+    assert "-e .[dev]" in env and "-c constraints.txt" in env
+    # no conda package duplicates a pip dependency
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda_lines = [
+        ln.strip()[2:] for ln in env.splitlines() if ln.strip().startswith("- ") and ":" not in ln
+    ]
+    names = {Requirement(d).name.lower() for d in deps}
+    assert not names & {c.split("=")[0].lower() for c in conda_lines}
+
+
+def test_constraints_pin_every_dependency():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        if req.name == "torch":
+            continue  # installed first by the Makefile (CPU build) or kept from Colab
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {req}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make course" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
