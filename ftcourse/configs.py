@@ -1,0 +1,45 @@
+"""Architecture configs of the models the course talks about, bundled so counts work offline.
+
+Only `config.json` files (a few hundred bytes each, no weights) live in `data/configs/`; building a
+model from one on PyTorch's meta device gives exact parameter counts without downloading anything.
+Where each file came from is written in `data/configs/README.md`.
+"""
+
+from __future__ import annotations
+
+from ftcourse.errors import CourseError
+from ftcourse.paths import CONFIGS_DIR
+
+# Short name (the file's stem) -> the Hub repository whose config.json the file reproduces.
+HUB_IDS: dict[str, str] = {
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+    "mistral-7b-v0.3": "mistralai/Mistral-7B-v0.3",
+    "qwen2.5-1.5b-instruct": "Qwen/Qwen2.5-1.5B-Instruct",
+    "qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
+    "smollm2-360m-instruct": "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "smollm2-1.7b-instruct": "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+}
+
+
+def list_configs() -> list[str]:
+    """Short names of the bundled configs, sorted."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.json"))
+
+
+def load_config(name: str):
+    """A transformers config for a bundled architecture, by short name or Hub id.
+
+    `load_config("llama-3.1-8b")` and `load_config("meta-llama/Llama-3.1-8B")` give the same config.
+    """
+    from transformers import AutoConfig
+
+    by_hub_id = {hub.lower(): short for short, hub in HUB_IDS.items()}
+    short = by_hub_id.get(name.lower(), name.lower())
+    path = CONFIGS_DIR / f"{short}.json"
+    if not path.is_file():
+        raise CourseError(
+            f"No bundled config named {name!r}. Bundled: {', '.join(list_configs())} "
+            "(or their Hub ids). For another model, use AutoConfig.from_pretrained(hub_id) online, "
+            "or add its config.json to data/configs/ with its source in the README there."
+        )
+    return AutoConfig.from_pretrained(path)
