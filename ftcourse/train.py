@@ -1,0 +1,222 @@
+"""Training: the article's QLoRA recipe on today's APIs, driven by a profile.
+
+Notebook 04 spells these calls out one by one; this module is the same recipe for the other notebooks,
+the tests and the script form:
+
+    python -m ftcourse.train configs/polite-qlora.yaml           # one process
+    accelerate launch -m ftcourse.train configs/polite-qlora.yaml  # DDP / FSDP on several devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ftcourse.errors import CourseError
+from ftcourse.profiles import Profile, choose_profile, ensure_available
+
+METHODS = ("qlora", "lora", "full")
+
+
+def bnb_config(profile: Profile):
+    """4-bit NormalFloat storage with the profile's compute dtype (QLoRA paper, section 3)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=profile.torch_dtype,
+    )
+
+
+def load_model(profile: Profile, method: str = "qlora"):
+    """The profile's base model (4-bit for QLoRA) and its tokenizer, with a pad token set."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if method not in METHODS:
+        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    ensure_available(profile)
+    tokenizer = AutoTokenizer.from_pretrained(profile.model_path)
+    if tokenizer.pad_token is None:  # Llama-3 ships none; EOS as pad is safe with attention masks
+        tokenizer.pad_token = tokenizer.eos_token
+    quant = bnb_config(profile) if method == "qlora" else None
+    model = AutoModelForCausalLM.from_pretrained(
+        profile.model_path,
+        dtype=profile.torch_dtype,
+        quantization_config=quant,
+        device_map={"": _device()} if torch.cuda.is_available() else None,
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def _device() -> int | str:
+    from accelerate import PartialState
+
+    return PartialState().local_process_index if torch.cuda.is_available() else "cpu"
+
+
+def lora_config(profile: Profile, **overrides):
+    """The article's LoraConfig (r=16, alpha=32, dropout 0.05), with the profile's target modules."""
+    from peft import LoraConfig
+
+    values = dict(
+        r=profile.lora_r,
+        lora_alpha=profile.lora_alpha,
+        lora_dropout=profile.lora_dropout,
+        target_modules=list(profile.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return LoraConfig(**{**values, **overrides})
+
+
+def sft_config(profile: Profile, output_dir: str | Path, **overrides):
+    """SFTConfig for the profile: dtype flags, step budget and memory savers set explicitly."""
+    from trl import SFTConfig
+
+    values = dict(
+        output_dir=str(output_dir),
+        max_steps=profile.max_steps,
+        num_train_epochs=profile.num_train_epochs,
+        per_device_train_batch_size=profile.batch_size,
+        per_device_eval_batch_size=profile.batch_size,
+        gradient_accumulation_steps=profile.grad_accum,
+        learning_rate=profile.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(profile.max_steps // 20, 1) if profile.max_steps > 0 else 10,
+        max_length=profile.max_length,
+        assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
+        # trl turns bf16 on by default: it fails on a CPU or a T4, so the profile decides
+        bf16=profile.compute_dtype == "bfloat16",
+        fp16=profile.compute_dtype == "float16",
+        use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=profile.gradient_checkpointing,
+        logging_steps=10,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    return SFTConfig(**{**values, **overrides})
+
+
+@dataclass
+class RunConfig:
+    """One training run, as written in a YAML file for `python -m ftcourse.train`."""
+
+    task: str = "polite"
+    method: str = "qlora"
+    profile: str | None = None  # None: choose from the hardware / FTCOURSE_PROFILE
+    output_dir: str = "outputs/adapters/polite"
+    train_samples: int | None = None  # None: the whole training split
+    eval_samples: int | None = None  # None: the profile's eval_samples; 0 to skip
+    profile_overrides: dict = field(
+        default_factory=dict
+    )  # e.g. {max_steps: 50, learning_rate: 1e-3}
+    lora: dict = field(default_factory=dict)  # extra LoraConfig values
+    sft: dict = field(default_factory=dict)  # extra SFTConfig values
+    resume_from_checkpoint: str | bool | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        """Read a run from YAML, refusing unknown keys."""
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CourseError(f"{path}: unknown keys {unknown}; valid keys are {sorted(known)}.")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves behind."""
+
+    model: object
+    tokenizer: object
+    trainer: object
+    seconds: float
+    output_dir: Path
+    log_history: list[dict]
+
+
+def train(run: RunConfig) -> TrainResult:
+    """Train one adapter (or a full fine-tune) on a course task and save it."""
+    from peft import get_peft_model
+    from trl import SFTTrainer
+
+    from ftcourse.data import load_task
+
+    profile = choose_profile(run.profile).with_overrides(**run.profile_overrides)
+    model, tokenizer = load_model(profile, run.method)
+    if run.method != "full":
+        model = get_peft_model(model, lora_config(profile, **run.lora))
+    train_ds = load_task(run.task, "train")
+    if run.train_samples:
+        train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(profile, run.output_dir, **run.sft),
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    trainer.save_model(run.output_dir)  # adapter weights only for LoRA/QLoRA
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(run.output_dir)
+    return TrainResult(
+        model, tokenizer, trainer, seconds, Path(run.output_dir), trainer.state.log_history
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: train from a YAML run file, then report held-out accuracy."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ftcourse.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("config", help="YAML run file (see configs/)")
+    parser.add_argument("--max-steps", type=int, help="override the profile's step budget")
+    args = parser.parse_args(argv)
+    try:
+        run = RunConfig.from_yaml(args.config)
+        if args.max_steps:
+            run.profile_overrides = {**run.profile_overrides, "max_steps": args.max_steps}
+        result = train(run)
+    except CourseError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    state = result.trainer.state
+    if result.trainer.is_world_process_zero():
+        world = result.trainer.args.world_size
+        print(f"trained {state.global_step} steps in {result.seconds:.0f} s on {world} process(es)")
+        print(f"saved to {result.output_dir}")
+        _report_eval(run, result)
+    return 0
+
+
+def _report_eval(run: RunConfig, result: TrainResult) -> None:
+    from ftcourse.data import load_task
+    from ftcourse.evaluate import evaluate
+
+    profile = choose_profile(run.profile)
+    n = profile.eval_samples if run.eval_samples is None else run.eval_samples
+    if n and run.task in ("polite", "bugfix"):
+        test = load_task(run.task, "test").select(range(n))
+        res = evaluate(result.model, result.tokenizer, run.task, list(test), label=run.method)
+        print(f"held-out {run.task} accuracy: {res.accuracy:.1%} (n={res.n})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
