@@ -1,0 +1,761 @@
+"""Datasets for fine-tuning: load, detect the format, validate, convert, clean, split and save.
+
+Four record formats are understood:
+  alpaca             {"instruction", "input", "output"}            single turn
+  sharegpt           {"conversations": [{"from", "value"}, ...]}   roles human / gpt / system
+  messages           {"messages": [{"role", "content"}, ...]}      TRL's conversational format
+  prompt_completion  {"prompt": [...], "completion": [...]}        TRL's prompt-completion format
+
+Files are parsed with the json module rather than `datasets.load_dataset("json")`: `datasets` fills a
+missing field with None and merges differing record shapes without a word, so a broken file loads
+"fine" and fails later, mid-training. Clean data then becomes a `datasets.Dataset` (`load_task`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ftcourse.errors import CourseError
+from ftcourse.paths import DATA_DIR
+
+FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion")
+TASKS = ("polite", "bugfix", "python_qa")
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
+ROLES = ("system", "user", "assistant")
+MAX_CHARS = 20_000  # per text field; ~5,000 tokens, beyond every profile's max_length (2,048)
+MAX_PROBLEMS_SHOWN = 25
+FORMAT_KEYS = {
+    "alpaca": ("instruction", "output", "input"),
+    "sharegpt": ("conversations",),
+    "messages": ("messages",),
+    "prompt_completion": ("prompt", "completion"),
+}
+
+# ---------------------------------------------------------------- loading
+
+
+def load_records(path: str | Path) -> list:
+    """Read a .json (a list of records) or .jsonl (one record per line) file, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"{path}: no such file. Check the path (relative to {Path.cwd()}).")
+    raw = path.read_bytes()
+    if path.suffix == ".jsonl":
+        return _parse_lines(raw, path)
+    text = _decode(raw, path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several JSON values in a row: it is really JSONL
+            return _parse_lines(raw, path)
+        raise CourseError(
+            f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}). "
+            "A .json file must hold one list of records: [{...}, {...}]."
+        ) from None
+    if not isinstance(data, list):
+        what = (
+            f"an object with keys {sorted(data)}" if isinstance(data, dict) else type(data).__name__
+        )
+        raise CourseError(
+            f"{path}: the top level is {what}, not a list of records. Put the records in a list "
+            "([{...}, {...}]), or save one record per line as .jsonl."
+        )
+    return data
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise CourseError(
+            f"{path}, line {line}: byte 0x{raw[err.start]:02x} is not valid UTF-8. "
+            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.json > new.json`)."
+        ) from None
+
+
+def _parse_lines(raw: bytes, path: Path) -> list:
+    """JSONL: every line is parsed, and every bad line is reported, not only the first."""
+    records, problems = [], []
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno} (record {len(records)})"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(
+                f"{where}{_bad_utf8_field(line)}: byte 0x{line[err.start]:02x} is not "
+                "valid UTF-8. Re-save the file as UTF-8 (e.g. with `iconv`)."
+            )
+            records.append(None)
+            continue
+        try:
+            records.append(json.loads(text))
+        except json.JSONDecodeError as err:
+            problems.append(
+                f"{where}: not valid JSON ({err.msg}, column {err.colno}). Each line "
+                "of a .jsonl file must be one complete JSON object."
+            )
+            records.append(None)
+    if problems:
+        raise CourseError(_join_problems(problems))
+    return records
+
+
+def _bad_utf8_field(line: bytes) -> str:
+    """Name the field that holds the undecodable bytes, when the rest of the line is JSON."""
+    try:
+        record = json.loads(line.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError:
+        return ""
+    fields = [f for f, v in _strings(record) if "\ufffd" in v]
+    return f", field {fields[0]!r}" if fields else ""
+
+
+def _strings(value, prefix: str = "") -> Iterable[tuple[str, str]]:
+    """Every string inside a record, with its field path (e.g. `conversations[1].value`)."""
+    if isinstance(value, str):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{prefix}[{i}]")
+
+
+def save_jsonl(records: list[dict], path: str | Path) -> Path:
+    """Write records one per line (UTF-8, keys in the order given), creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- formats and validation
+
+
+def record_format(record) -> str | None:
+    """The format one record is in, judged by its keys; None when no format matches."""
+    if not isinstance(record, dict):
+        return None
+    if "conversations" in record:
+        return "sharegpt"
+    if "messages" in record:
+        return "messages"
+    if "prompt" in record or "completion" in record:
+        return "prompt_completion"
+    if set(FORMAT_KEYS["alpaca"]) & record.keys():
+        return "alpaca"
+    return None
+
+
+def detect_format(records: list) -> str:
+    """The format most records are in (the records in other formats are validation problems)."""
+    counts = Counter(f for f in map(record_format, records) if f)
+    if not counts:
+        raise CourseError(
+            "No record is in a known format. Expected keys instruction/input/output (Alpaca), "
+            "conversations (ShareGPT), messages, or prompt/completion."
+        )
+    return counts.most_common(1)[0][0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one record."""
+
+    index: int
+    field: str
+    message: str
+
+    def text(self, source: str) -> str:
+        """The problem as one line naming the file, record and field."""
+        field = f", field {self.field!r}" if self.field else ""
+        return f"{source}: record {self.index}{field}: {self.message}"
+
+
+def find_problems(records: list, fmt: str | None = None) -> list[Problem]:
+    """Every problem in every record, checked against `fmt` (default: the majority format)."""
+    fmt = fmt or detect_format(records)
+    share = sum(record_format(r) == fmt for r in records)
+    problems = []
+    for i, record in enumerate(records):
+        own = record_format(record)
+        if own is not None and own != fmt:
+            key = next(k for k in (*FORMAT_KEYS[own], *record) if k in record)
+            problems.append(
+                Problem(
+                    i,
+                    key,
+                    f"this record is {own}, but the file is {fmt} "
+                    f"({share} of {len(records)} records). Convert it with "
+                    "ftcourse.data.to_messages, or keep each format in its own file.",
+                )
+            )
+        else:
+            problems += [Problem(i, f, m) for f, m in _record_problems(record, fmt)]
+    return problems
+
+
+def validate(records: list, source: str = "records", fmt: str | None = None) -> str:
+    """Check every record; raise one CourseError listing all problems, else return the format."""
+    if not isinstance(records, list):
+        raise CourseError(f"{source}: expected a list of records, got {type(records).__name__}.")
+    if not records:
+        raise CourseError(f"{source}: there are no records.")
+    fmt = fmt or detect_format(records)
+    problems = find_problems(records, fmt)
+    if problems:
+        raise CourseError(_join_problems([p.text(source) for p in problems]))
+    return fmt
+
+
+def _join_problems(lines: list[str]) -> str:
+    shown = lines[:MAX_PROBLEMS_SHOWN]
+    more = len(lines) - len(shown)
+    tail = [f"... and {more} more problems."] if more > 0 else []
+    return f"{len(lines)} problem(s):\n" + "\n".join(["  " + s for s in shown] + tail)
+
+
+def _record_problems(record, fmt: str) -> list[tuple[str, str]]:
+    """(field, message) pairs for one record in format `fmt`."""
+    if not isinstance(record, dict):
+        return [
+            (
+                "",
+                f"is a {type(record).__name__}, not an object {{...}}. Each record must be a "
+                "JSON object with named fields.",
+            )
+        ]
+    if fmt == "alpaca":
+        problems = _text_field(record, "instruction") + _text_field(record, "output")
+        if "input" in record:  # optional, and may be empty
+            problems += _text_field(record, "input", allow_empty=True)
+        return problems
+    if fmt == "prompt_completion":
+        return _prompt_completion_problems(record)
+    key, role_key, text_key = (
+        ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
+    )
+    return _turn_problems(record.get(key), key, role_key, text_key)
+
+
+def _text_field(record: dict, field: str, allow_empty: bool = False) -> list[tuple[str, str]]:
+    if field not in record:
+        return [
+            (field, f"is missing (the record has {sorted(record)}). Add it, or drop the record.")
+        ]
+    return _text_problems(record[field], field, allow_empty)
+
+
+def _text_problems(value, field: str, allow_empty: bool = False) -> list[tuple[str, str]]:
+    if not isinstance(value, str):
+        return [
+            (
+                field,
+                f"is a {type(value).__name__} ({_short(value)}), not a string. "
+                "Make it text, or drop the record.",
+            )
+        ]
+    if not allow_empty and not value.strip():
+        return [(field, "is empty. Write the text, or drop the record.")]
+    if len(value) > MAX_CHARS:
+        return [
+            (
+                field,
+                f"has {len(value):,} characters (limit {MAX_CHARS:,}); no profile's "
+                "max_length holds it, so training would cut it off. Shorten it, or drop the record.",
+            )
+        ]
+    return []
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _turn_problems(turns, key: str, role_key: str, text_key: str) -> list[tuple[str, str]]:
+    """A conversation: known roles, text in every turn, user and assistant alternating."""
+    if not isinstance(turns, list) or not turns:
+        return [(key, "must be a non-empty list of turns.")]
+    names = SHAREGPT_ROLES if key == "conversations" else {r: r for r in ROLES}
+    problems, roles = [], []
+    for t, turn in enumerate(turns):
+        field = f"{key}[{t}]"
+        if not isinstance(turn, dict):
+            problems.append((field, f"is a {type(turn).__name__}, not an object."))
+            continue
+        role = turn.get(role_key)
+        if role not in names:
+            problems.append((f"{field}.{role_key}", _role_hint(role, turn, key, sorted(names))))
+        problems += _text_problems(turn.get(text_key), f"{field}.{text_key}")
+        roles.append(names.get(role))
+    return problems or _order_problems(roles, key, role_key, names)
+
+
+def _role_hint(role, turn: dict, key: str, valid: list[str]) -> str:
+    hint = f"role {role!r} is not one of {valid}."
+    other = ("role", "content") if key == "conversations" else ("from", "value")
+    if other[0] in turn:
+        fmt = "messages (role/content)" if key == "conversations" else "ShareGPT (from/value)"
+        hint += f" This turn uses {fmt} keys: don't mix the two formats; convert with to_messages."
+    elif role in SHAREGPT_ROLES and key == "messages":
+        hint += (
+            f" {role!r} is a ShareGPT role: map it with to_messages (human->user, gpt->assistant)."
+        )
+    return hint
+
+
+def _order_problems(
+    roles: list[str], key: str, role_key: str, names: dict
+) -> list[tuple[str, str]]:
+    """System first (optional), then user/assistant alternating, ending with the assistant."""
+    label = {v: k for k, v in names.items()}  # show the file's own role names
+    start = 1 if roles[0] == "system" else 0
+    for t, role in enumerate(roles[start:], start):
+        want = "user" if (t - start) % 2 == 0 else "assistant"
+        if role != want:
+            why = (
+                f"two {label[role]!r} turns in a row"
+                if roles[t - 1] == role
+                else f"expected a {label[want]!r} turn here, got {label[role]!r}"
+            )
+            return [
+                (
+                    f"{key}[{t}].{role_key}",
+                    f"{why}. Turns must alternate {label['user']!r}/{label['assistant']!r}, "
+                    "starting with the user: merge or remove turns.",
+                )
+            ]
+    if len(roles) == start:
+        return [(key, "holds no user turn. Add a user turn and an assistant answer.")]
+    if roles[-1] != "assistant":
+        return [
+            (
+                f"{key}[{len(roles) - 1}].{role_key}",
+                f"the conversation ends with a {label[roles[-1]]!r} turn; it must end with the "
+                f"{label['assistant']!r} answer the model learns. Drop the last turn or answer it.",
+            )
+        ]
+    return []
+
+
+def _prompt_completion_problems(record: dict) -> list[tuple[str, str]]:
+    """Both fields strings, or both lists of messages: the prompt ends with the user, then answers."""
+    problems = []
+    for field in ("prompt", "completion"):
+        value = record.get(field)
+        if field not in record:
+            problems.append((field, "is missing. Prompt-completion records need both fields."))
+        elif isinstance(value, list) and value:
+            problems += _message_list_problems(value, field)
+        else:
+            problems += _text_problems(value, field)
+    if problems or not isinstance(record["prompt"], list):
+        return problems
+    if record["prompt"][-1]["role"] != "user":
+        problems.append(
+            (
+                f"prompt[{len(record['prompt']) - 1}].role",
+                "the prompt must end with a user turn, so the completion answers it.",
+            )
+        )
+    if isinstance(record["completion"], list):
+        problems += [
+            (f"completion[{t}].role", "completion turns must be 'assistant' turns.")
+            for t, m in enumerate(record["completion"])
+            if m["role"] != "assistant"
+        ]
+    return problems
+
+
+def _message_list_problems(turns: list, key: str) -> list[tuple[str, str]]:
+    """Each turn an object with a known role and some text (no ordering rules)."""
+    problems = []
+    for t, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            problems.append((f"{key}[{t}]", f"is a {type(turn).__name__}, not an object."))
+            continue
+        if turn.get("role") not in ROLES:
+            problems.append(
+                (f"{key}[{t}].role", _role_hint(turn.get("role"), turn, key, list(ROLES)))
+            )
+        problems += _text_problems(turn.get("content"), f"{key}[{t}].content")
+    return problems
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def to_messages(record: dict | list) -> list:
+    """One record (or a list of them) as TRL's conversational messages: [{"role", "content"}]."""
+    if isinstance(record, list):  # each record in its own format: this is how mixed files get fixed
+        problems = [
+            p.text("to_messages") for i, r in enumerate(record) for p in _own_problems(r, i)
+        ]
+        if problems:
+            raise CourseError(_join_problems(problems))
+        return [to_messages(r) for r in record]
+    problems = _own_problems(record, 0)
+    if problems:
+        raise CourseError(_join_problems([p.text("to_messages") for p in problems]))
+    fmt = record_format(record)
+    if fmt == "alpaca":
+        prompt = record["instruction"]
+        if record.get("input", "").strip():
+            prompt += "\n\n" + record["input"]
+        return [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": record["output"]},
+        ]
+    if fmt == "sharegpt":
+        return [
+            {"role": SHAREGPT_ROLES[t["from"]], "content": t["value"]}
+            for t in record["conversations"]
+        ]
+    if fmt == "messages":
+        return [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+    as_turns = [_as_turns(record["prompt"], "user"), _as_turns(record["completion"], "assistant")]
+    return as_turns[0] + as_turns[1]
+
+
+def _own_problems(record, index: int) -> list[Problem]:
+    fmt = record_format(record)
+    if fmt is None:
+        what = (
+            f"keys {sorted(record)}" if isinstance(record, dict) else f"a {type(record).__name__}"
+        )
+        return [Problem(index, "", f"is in no known format ({what}).")]
+    return [Problem(index, f, m) for f, m in _record_problems(record, fmt)]
+
+
+def _as_turns(value, role: str) -> list[dict]:
+    return value if isinstance(value, list) else [{"role": role, "content": value}]
+
+
+def to_prompt_completion(record: dict | list) -> dict | list:
+    """TRL's conversational prompt-completion form: everything before the last answer, and the answer.
+
+    With this form TRL computes the loss on the completion only; in a multi-turn conversation the
+    earlier answers are then context, not training targets.
+    """
+    if _is_message_list(record):
+        return {"prompt": record[:-1], "completion": record[-1:]}
+    if isinstance(record, list):
+        return [to_prompt_completion(m) for m in to_messages(record)]
+    return to_prompt_completion(to_messages(record))
+
+
+def _is_message_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value)
+
+
+def load_task(name: str, split: str, folder: str | Path | None = None):
+    """A course task as a `datasets.Dataset` with a `messages` column (plus the original fields).
+
+    `folder` defaults to the committed `data/`; pass `ftcourse.paths.output_dir("data")` to read the
+    files notebook 02 saves.
+    """
+    from datasets import Dataset
+
+    if name not in TASKS:
+        raise CourseError(f"Unknown task {name!r}. Tasks: {', '.join(TASKS)}.")
+    path = Path(folder or DATA_DIR) / name / f"{split}.jsonl"
+    if not path.is_file():
+        have = sorted(p.stem for p in path.parent.glob("*.jsonl"))
+        raise CourseError(
+            f"{path} does not exist. Splits there: {have or 'none'}. "
+            "(Files under outputs/ are written by notebook 02.)"
+        )
+    records = load_records(path)
+    validate(records, source=str(path))
+    return Dataset.from_list([{**r, "messages": to_messages(r)} for r in records])
+
+
+# ---------------------------------------------------------------- the checklist
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A record a checklist function took out (or, with index None, a note about the whole set)."""
+
+    index: int | None
+    check: str
+    reason: str
+    duplicate_of: int | None = None
+
+    def __str__(self) -> str:
+        where = "dataset" if self.index is None else f"record {self.index}"
+        return f"{where} [{self.check}] {self.reason}"
+
+
+def _keep(records: list, report: list[Removed]) -> tuple[list, list[Removed]]:
+    gone = {r.index for r in report}
+    return [r for i, r in enumerate(records) if i not in gone], report
+
+
+def check_size(records: list, minimum: int = 500) -> tuple[list, list[Removed]]:
+    """Removes nothing; notes when there are fewer records than the usual 500-1,000 minimum."""
+    if len(records) >= minimum:
+        return records, []
+    note = (
+        f"only {len(records)} records; fine-tuning usually needs at least {minimum} "
+        "consistent examples to change behaviour reliably"
+    )
+    return records, [Removed(None, "check_size", note)]
+
+
+def drop_empty(records: list) -> tuple[list, list[Removed]]:
+    """Records with a blank required text (Alpaca's `input` may be empty)."""
+    report = []
+    for i, record in enumerate(records):
+        if record_format(record) is None:
+            continue  # not a record in any format: drop_invalid reports it
+        blank = [f for f, v in _strings(record) if not v.strip() and f != "input"]
+        if blank:
+            report.append(Removed(i, "drop_empty", f"empty {', '.join(blank)}"))
+    return _keep(records, report)
+
+
+def drop_invalid(records: list) -> tuple[list, list[Removed]]:
+    """Records that fail validation, including records in a different format from the rest."""
+    by_record: dict[int, list[str]] = {}
+    for p in find_problems(records):
+        by_record.setdefault(p.index, []).append(f"{p.field or 'record'}: {p.message}")
+    report = [Removed(i, "drop_invalid", " | ".join(m)) for i, m in sorted(by_record.items())]
+    return _keep(records, report)
+
+
+def drop_exact_duplicates(records: list) -> tuple[list, list[Removed]]:
+    """Records identical to an earlier one (the first copy is kept)."""
+    first: dict[str, int] = {}
+    report = []
+    for i, record in enumerate(records):
+        key = json.dumps(record, sort_keys=True, ensure_ascii=False)
+        if key in first:
+            report.append(
+                Removed(i, "drop_exact_duplicates", f"same as record {first[key]}", first[key])
+            )
+        else:
+            first[key] = i
+    return _keep(records, report)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words (letters, digits, underscores): the unit of the near-duplicate check."""
+    return re.findall(r"\w+", text.lower())
+
+
+def word_set(record: dict) -> frozenset[str]:
+    """The set of words in all of a record's texts."""
+    return frozenset(words(" ".join(m["content"] for m in to_messages(record))))
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    """Shared words over all words: 1.0 for the same word set, 0.0 for nothing in common."""
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared) if a or b else 1.0
+
+
+def near_duplicate_pairs(
+    records: list, others: list | None = None, threshold: float = 0.8
+) -> list[tuple[int, int, float]]:
+    """(i, j, similarity) for pairs at or above `threshold`: within `records`, or records x others."""
+    sets_a = [word_set(r) for r in records]
+    sets_b = sets_a if others is None else [word_set(r) for r in others]
+    pairs = []
+    for i, a in enumerate(sets_a):
+        for j in range(i + 1 if others is None else 0, len(sets_b)):
+            b = sets_b[j]
+            if min(len(a), len(b)) >= threshold * max(len(a), len(b)):  # else Jaccard < threshold
+                if (s := jaccard(a, b)) >= threshold:
+                    pairs.append((i, j, s))
+    return pairs
+
+
+def drop_near_duplicates(records: list, threshold: float = 0.8) -> tuple[list, list[Removed]]:
+    """Records sharing at least `threshold` of their words with an earlier kept record."""
+    kept: list[tuple[int, frozenset]] = []
+    report = []
+    for i, record in enumerate(records):
+        ws = word_set(record)
+        match = next(((j, s) for j, other in kept if (s := jaccard(ws, other)) >= threshold), None)
+        if match:
+            reason = f"shares {match[1]:.0%} of its words with record {match[0]}"
+            report.append(Removed(i, "drop_near_duplicates", reason, match[0]))
+        else:
+            kept.append((i, ws))
+    return _keep(records, report)
+
+
+def output_tokens(records: list, tokenizer) -> list[int]:
+    """Tokens in each record's assistant answers (the text the model learns to write)."""
+    answers = [
+        "".join(m["content"] for m in to_messages(r) if m["role"] == "assistant") for r in records
+    ]
+    return [len(ids) for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]]
+
+
+def length_bounds(lengths: list[int], factor: float = 4.0) -> tuple[float, float]:
+    """Lengths outside [median / factor, median * factor] count as outliers."""
+    median = statistics.median(lengths)
+    return median / factor, median * factor
+
+
+def drop_length_outliers(
+    records: list, tokenizer, factor: float = 4.0, max_tokens: int | None = None
+) -> tuple[list, list[Removed]]:
+    """Answers far shorter or longer than the median, and conversations over `max_tokens`.
+
+    A conversation longer than the training max_length is cut off, and with it the EOS token.
+    """
+    lengths = output_tokens(records, tokenizer)
+    low, high = length_bounds(lengths, factor)
+    report = []
+    for i, n in enumerate(lengths):
+        if not low <= n <= high:
+            side = (
+                f"below median/{factor:g} = {low:.1f}"
+                if n < low
+                else f"above median*{factor:g} = {high:.0f}"
+            )
+            report.append(Removed(i, "drop_length_outliers", f"answer has {n} tokens, {side}"))
+        elif max_tokens and (total := _conversation_tokens(records[i], tokenizer)) > max_tokens:
+            report.append(
+                Removed(
+                    i,
+                    "drop_length_outliers",
+                    f"conversation has {total} tokens, over max_length {max_tokens}",
+                )
+            )
+    return _keep(records, report)
+
+
+def _conversation_tokens(record: dict, tokenizer) -> int:
+    return len(
+        tokenizer.apply_chat_template(to_messages(record), tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
+
+
+# ---------------------------------------------------------------- tone, and the polite task's score
+
+POLITE_MARKERS = (
+    "please",
+    "kindly",
+    "could you",
+    "would you",
+    "would you mind",
+    "i would appreciate",
+    "i'd appreciate",
+    "if you could",
+)
+CURT_WORDS = ("now", "asap", "hurry", "immediately", "whatever")
+# Words a polite rewrite may drop: function words, curt fillers and the one frame word ("team")
+# both splits of the polite data share.
+STOPWORDS = frozenset(
+    "the and you your our this that these those for from with about before after into onto "
+    "just now asap right away immediately quickly hurry need want must please can could would "
+    "will then also all any some not don team next".split()
+)
+
+
+def has_polite_marker(text: str) -> bool:
+    """True when the text contains a politeness marker (please, could you, kindly...)."""
+    low = text.lower()
+    return any(re.search(rf"\b{re.escape(m)}\b", low) for m in POLITE_MARKERS)
+
+
+def curt_words(text: str) -> list[str]:
+    """The curt words (now, asap, hurry...) in a text."""
+    return [w for w in words(text) if w in CURT_WORDS] + (["!!"] if "!!" in text else [])
+
+
+def content_words(text: str) -> set[str]:
+    """Words of three letters or more that carry the request's meaning (not in STOPWORDS)."""
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS}
+
+
+def polite_score(request: str, response: str) -> bool:
+    """The polite task's rule: a politeness marker, no curt word, and every content word kept."""
+    kept = content_words(request) <= set(re.findall(r"[a-z]+", response.lower()))
+    return has_polite_marker(response) and not curt_words(response) and kept
+
+
+def drop_inconsistent_tone(records: list) -> tuple[list, list[Removed]]:
+    """Answers that break the polite tone: no politeness marker, or a curt word."""
+    report = []
+    for i, record in enumerate(records):
+        answer = to_messages(record)[-1]["content"]
+        curt = curt_words(answer)
+        if curt or not has_polite_marker(answer):
+            why = f"curt words {curt}" if curt else "no politeness marker (please, could you...)"
+            report.append(Removed(i, "drop_inconsistent_tone", f"{why}: {_short(answer)}"))
+    return _keep(records, report)
+
+
+# ---------------------------------------------------------------- running the checklist, splitting
+
+
+def run_checklist(records: list, checks: list[Callable]) -> tuple[list, list[Removed]]:
+    """Apply checks in order; report indices refer to the ORIGINAL list, whatever ran before."""
+    positions = list(range(len(records)))
+    report: list[Removed] = []
+    for check in checks:
+        kept, removed = check(records)
+        for r in removed:
+            idx = None if r.index is None else positions[r.index]
+            dup = None if r.duplicate_of is None else positions[r.duplicate_of]
+            report.append(replace(r, index=idx, duplicate_of=dup))
+        gone = {r.index for r in removed}
+        positions = [p for i, p in enumerate(positions) if i not in gone]
+        records = kept
+    return records, report
+
+
+def checklist(tokenizer, max_tokens: int | None = None, tone: bool = True) -> list[Callable]:
+    """The article's checklist as an ordered list of checks: cheap exact checks first, fuzzy last.
+
+    Tone comes before near duplicates, so a curt answer to a request that is also answered
+    politely is reported as a tone problem rather than as a near copy of the polite one.
+    """
+
+    def length(records):
+        return drop_length_outliers(records, tokenizer, max_tokens=max_tokens)
+
+    length.__name__ = "drop_length_outliers"
+    checks = [check_size, drop_empty, drop_invalid, drop_exact_duplicates, length]
+    return checks + ([drop_inconsistent_tone] if tone else []) + [drop_near_duplicates]
+
+
+def split_and_save(
+    records: list[dict],
+    folder: str | Path,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    names: tuple[str, str] = ("train", "validation"),
+) -> dict[str, Path]:
+    """Shuffle with a seed, split off `test_fraction`, and write <folder>/<name>.jsonl for both."""
+    if not 0 < test_fraction < 1:
+        raise CourseError(f"test_fraction must be between 0 and 1, got {test_fraction}.")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_test = max(1, round(len(records) * test_fraction))
+    parts = {names[0]: sorted(order[n_test:]), names[1]: sorted(order[:n_test])}
+    folder = Path(folder)
+    return {
+        name: save_jsonl([records[i] for i in idx], folder / f"{name}.jsonl")
+        for name, idx in parts.items()
+    }
