@@ -89,7 +89,7 @@ def loss_mask(
     return list(full), mask, "final answer only (the template has no {% generation %} markers)"
 
 
-@dataclass
+@dataclass(repr=False)
 class LossMaskView:
     """Tokens with their loss mask; prints with ⟦marks⟧ and shows colours in Jupyter."""
 
@@ -116,6 +116,9 @@ class LossMaskView:
             out.append(piece)
         out.append(LOSS_CLOSE if inside else "")
         return f"{''.join(out)}\n-- {self.summary()}; {LOSS_OPEN}...{LOSS_CLOSE} marks them"
+
+    def __repr__(self) -> str:  # what a console shows for a bare `view`
+        return str(self)
 
     def _repr_html_(self) -> str:
         spans = []

@@ -20,3 +20,22 @@ def style() -> None:
             "axes.spines.right": False,
         }
     )
+
+
+# ---------------------------------------------------------------- 02 · Data
+
+
+def token_length_hist(before: list[int], after: list[int], bounds=None, unit: str = "answer"):
+    """Token lengths before and after cleaning, log-scaled counts, with the kept range shaded."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    bins = range(0, max(before) + 10, 5)
+    ax.hist(before, bins=bins, color="tab:red", alpha=0.5, label=f"before ({len(before)})")
+    ax.hist(after, bins=bins, color="tab:blue", alpha=0.7, label=f"after ({len(after)})")
+    if bounds:
+        ax.axvspan(*bounds, color="tab:green", alpha=0.1, label="kept range (median / 4 to x 4)")
+    ax.set(xlabel=f"tokens per {unit}", ylabel="records (log scale)", yscale="log")
+    ax.set_title("Token lengths before and after the checklist")
+    ax.legend()
+    return fig
