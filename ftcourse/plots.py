@@ -22,6 +22,80 @@ def style() -> None:
     )
 
 
+# ---------------------------------------------------------------- 03 · LoRA maths
+
+
+def low_rank_spectrum(singular_values: dict, errors: dict, mark_rank: int | None = None):
+    """Left: singular values (relative to the largest). Right: best rank-k error against k."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, s in singular_values.items():
+        s = s.detach().cpu()
+        left.semilogy(range(1, len(s) + 1), s / s[0], label=label)
+    left.set(xlabel="index i", ylabel="s_i / s_1 (log scale)", title="Singular values")
+    for label, err in errors.items():
+        right.plot(range(len(err)), err.detach().cpu(), label=label)
+    if mark_rank is not None:
+        right.axvline(mark_rank, ls=":", c="grey", label=f"r = {mark_rank}")
+    right.set(xlabel="rank k", ylabel="relative error ||ΔW - ΔW_k|| / ||ΔW||", ylim=(0, 1.02))
+    right.set_title("Best rank-k approximation")
+    left.legend()
+    right.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _plain_log_ticks(ax, ranks: list[int]) -> None:
+    """Log-log axes labelled with the ranks themselves and plain numbers, no minor-tick clutter."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.minorticks_off()
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def adapter_sizes(sizes: dict, band: tuple[float, float] = (10, 100), highlight=None):
+    """Adapter size (MB) against rank: `sizes` maps (model, target set) to (ranks, MB).
+
+    One colour per model, one line style per target set; `band` shades a size range and
+    `highlight` = (rank, MB, text) marks one point.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.axhspan(*band, color="tab:green", alpha=0.08, label=f"{band[0]:g}-{band[1]:g} MB")
+    models = list(dict.fromkeys(model for model, _ in sizes))
+    target_sets = list(dict.fromkeys(targets for _, targets in sizes))
+    for (model, targets), (ranks, mb) in sizes.items():
+        style = ["-", "--", ":", "-."][target_sets.index(targets) % 4]
+        color = f"C{models.index(model)}"
+        ax.loglog(ranks, mb, style, color=color, marker="o", label=f"{model} · {targets}")
+    if highlight is not None:
+        rank, mb, text = highlight
+        ax.plot([rank], [mb], marker="*", ms=16, color="black", ls="none", label=text)
+    _plain_log_ticks(ax, ranks)
+    ax.set(xlabel="rank r", ylabel="adapter size (MB, log scale)", title="LoRA adapter size")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def scaling_vs_rank(ranks: list[int], curves: dict):
+    """How big the LoRA update is for each rank, under different alpha rules (log-log)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for label, values in curves.items():
+        ax.loglog(ranks, values, marker="o", label=label)
+    _plain_log_ticks(ax, ranks)
+    ax.set(xlabel="rank r", ylabel="||ΔW x|| / ||x|| (log scale)", title="Size of the LoRA update")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- 02 · Data
 
 
@@ -37,5 +111,42 @@ def token_length_hist(before: list[int], after: list[int], bounds=None, unit: st
         ax.axvspan(*bounds, color="tab:green", alpha=0.1, label="kept range (median / 4 to x 4)")
     ax.set(xlabel=f"tokens per {unit}", ylabel="records (log scale)", yscale="log")
     ax.set_title("Token lengths before and after the checklist")
+    ax.legend()
+    return fig
+
+
+def loss_curves(histories: dict, title: str = "training loss"):
+    """Train (and eval, when logged) loss against step, one line per run, from `trainer.state.log_history`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for label, history in histories.items():
+        train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+        evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+        line = ax.plot(*zip(*train), label=f"{label} (train)")[0] if train else None
+        if evals:
+            color = line.get_color() if line else None
+            ax.plot(*zip(*evals), "o--", color=color, label=f"{label} (held-out)")
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy loss", title=title)
+    ax.legend()
+    return fig
+
+
+def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out accuracy", target=None):
+    """Grouped bars: one group per task, one bar per model; rows are (task, model, accuracy)."""
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    models = list(dict.fromkeys(r[1] for r in rows))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots()
+    for j, model in enumerate(models):
+        values = [next((r[2] for r in rows if r[0] == t and r[1] == model), 0) for t in tasks]
+        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
+        bars = ax.bar(xs, [v * 100 for v in values], width, label=model)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8)
+    if target is not None:
+        ax.axhline(target * 100, color="grey", ls=":", label=f"target {target:.0%}")
+    ax.set(xticks=range(len(tasks)), xticklabels=tasks, ylabel="% correct", ylim=(0, 110), title=title)
     ax.legend()
     return fig
