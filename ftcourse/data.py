@@ -137,7 +137,7 @@ def save_jsonl(records: list[dict], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
-    path.write_text("".join(lines), encoding="utf-8")
+    path.write_bytes("".join(lines).encode("utf-8"))  # bytes: "\n" on every OS, for reproducibility
     return path
 
 
@@ -310,7 +310,7 @@ def _role_hint(role, turn: dict, key: str, valid: list[str]) -> str:
     if other[0] in turn:
         fmt = "messages (role/content)" if key == "conversations" else "ShareGPT (from/value)"
         hint += f" This turn uses {fmt} keys: don't mix the two formats; convert with to_messages."
-    elif role in SHAREGPT_ROLES and key == "messages":
+    elif role in SHAREGPT_ROLES and key != "conversations":
         hint += (
             f" {role!r} is a ShareGPT role: map it with to_messages (human->user, gpt->assistant)."
         )
@@ -480,7 +480,10 @@ def load_task(name: str, split: str, folder: str | Path | None = None):
         )
     records = load_records(path)
     validate(records, source=str(path))
-    return Dataset.from_list([{**r, "messages": to_messages(r)} for r in records])
+    # The converted turns replace `conversations`: TRL would rename that column to `messages` over
+    # ours, keeping the ShareGPT roles human/gpt, which no chat template trains on.
+    rows = [{**r, "messages": to_messages(r)} for r in records]
+    return Dataset.from_list([{k: v for k, v in r.items() if k != "conversations"} for r in rows])
 
 
 # ---------------------------------------------------------------- the checklist

@@ -1701,7 +1701,7 @@ def write_all(out: Path) -> dict[str, int]:
     save_jsonl(dirty, out / "dirty" / "polite_dirty.jsonl")
     rows = ",\n".join("  " + json.dumps(p) for p in manifest["planted"])
     head = json.dumps({k: v for k, v in manifest.items() if k != "planted"})[:-1]
-    (out / "dirty" / "manifest.json").write_text(f'{head}, "planted": [\n{rows}\n]}}\n')
+    (out / "dirty" / "manifest.json").write_bytes(f'{head}, "planted": [\n{rows}\n]}}\n'.encode())
     counts["dirty/polite_dirty"] = len(dirty)
     return counts
 

@@ -329,7 +329,10 @@ def test_load_task_gives_trl_messages_and_keeps_fields():
     assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
     assert row["messages"][1]["content"] == row["output"]
     assert row["entry_point"] in row["output"] and row["tests"][0].startswith("assert ")
-    assert load_task("python_qa", "test")[0]["messages"][-1]["role"] == "assistant"
+    qa = load_task("python_qa", "test")
+    assert qa[0]["messages"][-1]["role"] == "assistant"
+    # no `conversations` column: TRL would rename it to `messages` over ours, keeping human/gpt
+    assert "conversations" not in qa.column_names and "topic" in qa.column_names
     with pytest.raises(CourseError, match="Unknown task"):
         load_task("poetry", "train")
     with pytest.raises(CourseError, match="does not exist"):
