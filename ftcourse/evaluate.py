@@ -75,6 +75,8 @@ def score_polite(record: dict, answer: str) -> bool:
 
 
 SCORERS: dict[str, Callable[[dict, str], bool]] = {"bugfix": score_bugfix, "polite": score_polite}
+# Answers are short (polite <= 40 tokens, a fixed function <= 60): a margin, not a novel.
+MAX_NEW_TOKENS = {"polite": 64, "bugfix": 96}
 
 
 @dataclass
@@ -101,7 +103,7 @@ def evaluate(
     task: str,
     records: list[dict],
     label: str = "",
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     batch_size: int = 16,
     progress: bool = True,
 ) -> EvalResult:
@@ -112,6 +114,7 @@ def evaluate(
     prompts = [prompt_messages(r["messages"]) for r in records]
     was_training = model.training
     model.eval()
+    max_new_tokens = max_new_tokens or MAX_NEW_TOKENS[task]
     answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
     model.train(was_training)
     correct = [SCORERS[task](r, a) for r, a in zip(records, answers)]
