@@ -146,6 +146,8 @@ def count_parameters(config, target_modules: list[str] | tuple[str, ...], r: int
     `peft_all` and `peft_pct` (what peft's print_trainable_parameters reports: base + LoRA),
     `matrices` (how many matrices get an adapter) and `per_module` (trainable per target name).
     """
+    if not (isinstance(r, int) and r > 0):
+        raise CourseError(f"The rank r must be a positive integer, got {r!r}.")
     total, shapes = _linear_shapes(config)
     per_module = {t: 0 for t in target_modules}
     matrices = 0

@@ -98,6 +98,11 @@ def test_bad_rank_and_bad_targets_raise_course_errors():
         LoRALinear(nn.Linear(4, 4), r=0)
     with pytest.raises(CourseError, match="q_proj"):
         apply_lora(tiny_llama(), ["query"], r=4, lora_alpha=8)
+    config = tiny_llama().config
+    with pytest.raises(CourseError, match="positive integer"):
+        count_parameters(config, ATTENTION, r=0)
+    with pytest.raises(CourseError, match="gate_proj"):
+        count_parameters(config, ["query"], r=4)
 
 
 def test_apply_lora_trains_only_lora_parameters():
