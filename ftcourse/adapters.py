@@ -1,0 +1,456 @@
+"""Adapters after training: load them with clear errors, find or train the course's own, swap, time, weigh.
+
+A LoRA adapter is a folder holding `adapter_config.json` (rank, alpha, target modules, the base it was
+trained on) and `adapter_model.safetensors` (the A and B matrices). It only means something on top of
+the exact base model it was trained on; peft checks little of that, so `check_adapter` does it first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from html import escape
+from pathlib import Path
+
+import torch
+
+from ftcourse.errors import CourseError
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+BASE = "base"  # the name `answer_with` and `using_adapter` give to "no adapter at all"
+# peft saves weights under "base_model.model.<module name>.<lora_A|lora_B|...>.weight"
+_LORA_KEY = re.compile(
+    r"^(?:base_model\.model\.)?(?P<module>.+)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
+    r"(?:\.weight)?$"
+)
+
+# ---------------------------------------------------------------- checking and loading
+
+
+def check_adapter(model, path: str | Path) -> dict:
+    """Check that `path` is a complete LoRA adapter that fits `model`; return its config.
+
+    Raises `CourseError` naming what is wrong (missing folder or file, another hidden size, another
+    vocabulary, modules the model lacks) and what to do. `model` may be a plain transformers model
+    or a `PeftModel` that already holds other adapters.
+    """
+    path = Path(path)
+    config = _read_config(path)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    shapes = _tensor_shapes(path)
+    _check_shapes(base, shapes, path, config)
+    _check_vocabulary(base, path, config)
+    _warn_other_base(base, config, path)
+    return config
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_dir():
+        raise CourseError(
+            f"No adapter folder at {path}. Train one first (notebook 04, or "
+            "`ftcourse.adapters.ensure_adapters([...], profile)`), or fix the path."
+        )
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
+    if WEIGHTS_FILE in missing and (path / "adapter_model.bin").is_file():
+        missing.remove(WEIGHTS_FILE)  # the older pickle format still loads
+    if missing:
+        found = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
+        raise CourseError(
+            f"The adapter folder {path} is incomplete: {' and '.join(missing)} missing "
+            f"(found: {found}). A run that stopped before `save_model` / `save_pretrained` leaves "
+            "such a folder; save the adapter again or retrain it."
+        )
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CourseError(
+            f"{path / CONFIG_FILE} is not valid JSON ({err}). The file is damaged: save the "
+            "adapter again with `model.save_pretrained(folder)`."
+        ) from None
+    if config.get("peft_type") != "LORA":
+        raise CourseError(
+            f"{path} holds a {config.get('peft_type')!r} adapter; the course's tools handle LoRA "
+            "adapters only. Load other kinds with peft's `PeftModel.from_pretrained` directly."
+        )
+    return config
+
+
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes of the saved tensors, read from the file header (no weights are loaded)."""
+    from safetensors import safe_open
+
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        state = torch.load(path / "adapter_model.bin", map_location="meta", weights_only=True)
+        return {k: tuple(v.shape) for k, v in state.items()}
+    try:
+        with safe_open(str(weights), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for a cut-off file
+        raise CourseError(
+            f"{weights} cannot be read ({err}). The file is damaged or was cut off while "
+            "saving: save the adapter again or retrain it."
+        ) from None
+
+
+def _module_dims(base) -> dict[str, tuple[int, int]]:
+    """(in, out) of every linear or embedding module, by the name peft uses for it."""
+    dims = {}
+    for name, module in base.named_modules():
+        layer = module.get_base_layer() if hasattr(module, "get_base_layer") else module
+        if isinstance(layer, torch.nn.Embedding):  # an embedding maps a token id to a vector
+            dims[name] = (layer.num_embeddings, layer.embedding_dim)
+        elif hasattr(layer, "in_features") and hasattr(layer, "out_features"):
+            dims[name] = (layer.in_features, layer.out_features)
+    return dims
+
+
+def _expected_shape(part: str, r: int, dims: tuple[int, int]) -> tuple[int, int]:
+    d_in, d_out = dims
+    return (r, d_in) if part in ("lora_A", "lora_embedding_A") else (d_out, r)
+
+
+def _check_shapes(base, shapes: dict, path: Path, config: dict) -> None:
+    dims = _module_dims(base)
+    absent, wrong = [], []
+    for key, shape in shapes.items():
+        match = _LORA_KEY.match(key)
+        if not match:
+            continue  # modules_to_save and other extras: peft reports those itself
+        module, part = match["module"], match["part"]
+        if module not in dims:
+            absent.append(module)
+            continue
+        r = shape[0] if part in ("lora_A", "lora_embedding_A") else shape[-1]
+        if tuple(shape) != _expected_shape(part, r, dims[module]):
+            wrong.append((module, part, tuple(shape), dims[module]))
+    made_for = config.get("base_model_name_or_path") or "not recorded"
+    todo = (
+        f"The adapter's config names its base model: {made_for}. Load that model before the "
+        "adapter, or train a new adapter on this base."
+    )
+    if wrong:
+        raise CourseError(
+            f"The adapter in {path} does not fit this model: {_diagnose(base, wrong)} {todo}"
+        )
+    if absent:
+        layers = getattr(base.config, "num_hidden_layers", "?")
+        raise CourseError(
+            f"The adapter in {path} has weights for {len(absent)} module(s) this model does not "
+            f"have, e.g. {absent[0]} (this model has {layers} layers). It was made for another "
+            f"architecture. {todo}"
+        )
+
+
+def _diagnose(base, wrong: list) -> str:
+    """Say which size differs: the hidden size, the vocabulary, or some other layer width."""
+    hidden = getattr(base.config, "hidden_size", None)
+    vocab = base.get_input_embeddings().num_embeddings
+    reasons = []
+    for _module, part, shape, (d_in, d_out) in wrong:
+        # the side of the saved matrix that is not the rank tells the width the adapter expects
+        theirs = shape[1] if part in ("lora_A", "lora_embedding_A") else shape[0]
+        ours = d_in if part in ("lora_A", "lora_embedding_A") else d_out
+        if ours == vocab and theirs != ours:
+            reasons.append(f"a vocabulary of {theirs:,} tokens (this model has {vocab:,})")
+        elif ours == hidden and theirs != ours:
+            reasons.append(f"hidden size {theirs:,} (this model has hidden size {hidden:,})")
+    module, part, shape, dims = wrong[0]
+    found = (
+        f" it was made for a base with {' and '.join(dict.fromkeys(reasons))}." if reasons else ""
+    )
+    return (
+        f"{len(wrong)} of its matrices have the wrong shape;{found} First mismatch: "
+        f"{module}.{part} is {tuple(shape)} in the adapter, but this model's {module} maps "
+        f"{dims[0]} -> {dims[1]}."
+    )
+
+
+def _check_vocabulary(base, path: Path, config: dict) -> None:
+    """A tokenizer saved next to the adapter must not know more tokens than the model embeds."""
+    if not (path / "tokenizer_config.json").is_file():
+        return
+    from transformers import AutoTokenizer
+
+    n_tokens = len(AutoTokenizer.from_pretrained(path))
+    rows = base.get_input_embeddings().num_embeddings
+    if n_tokens > rows:
+        raise CourseError(
+            f"The tokenizer saved with the adapter in {path} has a vocabulary of {n_tokens:,} "
+            f"tokens, but this model embeds only {rows:,}: the adapter was trained on another base "
+            f"({config.get('base_model_name_or_path') or 'not recorded'}). Load that base model "
+            "and its tokenizer, or retrain the adapter on this one."
+        )
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Paths differ between machines; compare a local folder by its name, a Hub id exactly."""
+    return Path(a).name.lower() == Path(b).name.lower()
+
+
+def _warn_other_base(base, config: dict, path: Path) -> None:
+    theirs, ours = config.get("base_model_name_or_path"), getattr(base, "name_or_path", "")
+    if theirs and ours and not _same_model(theirs, ours):
+        warnings.warn(
+            f"The adapter in {path} was trained on {theirs}, and you load it onto {ours}. The "
+            "shapes fit, so it loads, but an adapter only does its job on the base it learned on.",
+            stacklevel=3,
+        )
+
+
+def load_adapter(base_model, path: str | Path, name: str | None = None, **kwargs):
+    """Check an adapter folder, then load it with peft under `name` (default: the folder's name).
+
+    On a plain model this is `PeftModel.from_pretrained` (which changes `base_model` in place); on a
+    `PeftModel` it is `model.load_adapter`, which adds the adapter *without* making it active.
+    """
+    from peft import PeftModel
+
+    check_adapter(base_model, path)
+    name = name or Path(path).name
+    if isinstance(base_model, PeftModel):
+        if name in base_model.peft_config:
+            raise CourseError(
+                f"This model already has an adapter named {name!r}. Pass another name, or remove "
+                f"the old one first with `model.delete_adapter({name!r})`."
+            )
+        base_model.load_adapter(str(path), adapter_name=name, **kwargs)
+        return base_model
+    return PeftModel.from_pretrained(base_model, str(path), adapter_name=name, **kwargs)
+
+
+# ---------------------------------------------------------------- the course's own adapters
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether a folder holds both files of a saved adapter."""
+    path = Path(path)
+    return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+
+
+def _why_train(path: Path, profile) -> str | None:
+    """The reason an adapter folder cannot be used with this profile's base model, if any."""
+    if not is_complete(path):
+        return "missing"
+    made_for = json.loads((path / CONFIG_FILE).read_text()).get("base_model_name_or_path") or ""
+    if made_for and not _same_model(made_for, profile.model_path):
+        return f"trained on {made_for}, not on {profile.model}"
+    base_weights = Path(profile.model_path) / "model.safetensors"
+    if profile.is_local and base_weights.is_file():
+        if (path / WEIGHTS_FILE).stat().st_mtime < base_weights.stat().st_mtime:
+            return "older than the base model's weights (the base was replaced since)"
+    return None
+
+
+def _overrides(profile) -> dict:
+    """The values in which `profile` differs from the named profile it was made from."""
+    from ftcourse.profiles import PROFILES
+
+    named = PROFILES[profile.name]
+    return {
+        f.name: getattr(profile, f.name)
+        for f in fields(profile)
+        if f.compare and getattr(profile, f.name) != getattr(named, f.name)
+    }
+
+
+def ensure_adapters(tasks: list[str], profile) -> dict[str, Path]:
+    """The adapter folders notebook 04 saves (outputs/adapters/<task>), training any that are missing.
+
+    Training uses `ftcourse.train.train` with the profile's budget (so `profile.with_overrides(
+    max_steps=...)` trains a quicker, weaker adapter). A folder trained on another base, or older
+    than the base model's weights, is trained again.
+    """
+    from ftcourse.paths import output_dir
+    from ftcourse.train import RunConfig, train
+
+    folders = {}
+    for task in tasks:
+        folder = output_dir("adapters", task)
+        reason = _why_train(folder, profile)
+        if reason:
+            print(f"adapter {task!r}: {reason}; training it now ({profile.max_steps} steps)")
+            run = RunConfig(
+                task=task,
+                method="qlora",
+                profile=profile.name,
+                output_dir=str(folder),
+                eval_samples=0,
+                profile_overrides=_overrides(profile),
+            )
+            result = train(run)
+            print(f"adapter {task!r}: trained in {result.seconds:.0f} s, saved to {folder}")
+        folders[task] = folder
+    return folders
+
+
+# ---------------------------------------------------------------- switching
+
+
+def adapter_names(model) -> list[str]:
+    """The choices `answer_with` accepts: "base", then every adapter loaded into `model`."""
+    return [BASE, *getattr(model, "peft_config", {})]
+
+
+@contextmanager
+def _keep_requires_grad(model) -> Iterator[None]:
+    """peft's `disable_adapter` and `set_adapter` can leave adapter weights trainable: undo that."""
+    before = {name: p.requires_grad for name, p in model.named_parameters()}
+    try:
+        yield
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(before.get(name, False))
+
+
+@contextmanager
+def using_adapter(model, adapter_name: str | None) -> Iterator[None]:
+    """Run the block with one adapter active (or none, for "base"), then restore the previous one."""
+    if adapter_name in (None, BASE):
+        if not hasattr(model, "disable_adapter"):  # a plain or merged model is its own base
+            yield
+            return
+        with _keep_requires_grad(model), model.disable_adapter():
+            yield
+        return
+    if adapter_name not in getattr(model, "peft_config", {}):
+        raise CourseError(
+            f"No adapter named {adapter_name!r} is loaded. Choose one of "
+            f"{', '.join(adapter_names(model))}, or load it first with "
+            f"`model.load_adapter(folder, adapter_name={adapter_name!r})`."
+        )
+    previous = model.active_adapter
+    with _keep_requires_grad(model):
+        model.set_adapter(adapter_name)
+        try:
+            yield
+        finally:
+            model.set_adapter(previous)
+
+
+def answer_with(
+    model, tokenizer, adapter_name: str, prompt: str | list[dict], max_new_tokens: int = 96
+) -> str:
+    """The greedy answer to one user message (or a conversation) with the named adapter active."""
+    from ftcourse.evaluate import generate
+
+    conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    with using_adapter(model, adapter_name):
+        return generate(model, tokenizer, [conversation], max_new_tokens, progress=False)[0]
+
+
+def adapter_switcher(model, tokenizer, prompt: str = "", max_new_tokens: int = 96):
+    """A dropdown of adapters and a prompt box over `answer_with`; `.result` holds the answer."""
+    import ipywidgets as w
+
+    from ftcourse.widgets import form
+
+    def show(adapter_name: str, prompt: str) -> str:
+        answer = answer_with(model, tokenizer, adapter_name, prompt, max_new_tokens)
+        print(f"[{adapter_name}] {answer}")
+        return answer
+
+    return form(
+        show,
+        adapter_name=w.Dropdown(options=adapter_names(model), description="adapter"),
+        prompt=w.Textarea(
+            value=prompt, description="prompt", continuous_update=False, layout={"width": "90%"}
+        ),
+    )
+
+
+def side_by_side(prompts: list[str], answers: dict[str, list[str]], passed=None) -> str:
+    """An HTML table: one row per prompt, one column per model, ✓/✗ when `passed` is given."""
+    head = "".join(f"<th>{escape(name)}</th>" for name in answers)
+    rows = []
+    for i, prompt in enumerate(prompts):
+        cells = []
+        for name, texts in answers.items():
+            mark = ""
+            if passed is not None and passed.get(name) is not None:
+                mark = "✓ " if passed[name][i] else "✗ "
+            cells.append(f"<td><pre>{mark}{escape(texts[i])}</pre></td>")
+        rows.append(f"<tr><td><pre>{escape(prompt)}</pre></td>{''.join(cells)}</tr>")
+    style = "<style>.ftc-sbs td,.ftc-sbs th{text-align:left;vertical-align:top}</style>"
+    return f'{style}<table class="ftc-sbs"><tr><th>prompt</th>{head}</tr>{"".join(rows)}</table>'
+
+
+# ---------------------------------------------------------------- latency
+
+
+@torch.no_grad()
+def _seconds_per_token(model, inputs: dict, new_tokens: int) -> float:
+    start = time.perf_counter()
+    model.generate(
+        **inputs,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,  # ignore EOS: every run produces the same number of tokens
+        do_sample=False,
+        pad_token_id=model.config.pad_token_id,
+    )
+    return (time.perf_counter() - start) / new_tokens
+
+
+def token_latency(
+    models: dict, tokenizer, prompt: str, new_tokens: int = 32, runs: int = 5
+) -> dict[str, list[float]]:
+    """Seconds per generated token for each model, `runs` times each.
+
+    The models take turns (a, b, c, a, b, c, ...) after one warm-up each, so a slowdown of the
+    machine mid-measurement hits all of them alike; compare medians, not single runs.
+    """
+    conversation = [{"role": "user", "content": prompt}]
+    inputs = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    for model in models.values():
+        model.eval()
+        _seconds_per_token(model, inputs.to(model.device), 2)  # warm-up: first-call allocations
+    times = {name: [] for name in models}
+    for _ in range(runs):
+        for name, model in models.items():
+            times[name].append(_seconds_per_token(model, inputs.to(model.device), new_tokens))
+    return times
+
+
+def median_ms(times: dict[str, list[float]]) -> dict[str, float]:
+    """Median milliseconds per token for each entry of `token_latency`'s result."""
+    return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
+
+
+# ---------------------------------------------------------------- weights and sizes
+
+
+def dequantized_weight(module) -> torch.Tensor:
+    """The weight a layer computes with, as float32: 4-bit (bitsandbytes) weights are unpacked."""
+    weight = module.get_base_layer().weight if hasattr(module, "get_base_layer") else module.weight
+    if getattr(weight, "quant_state", None) is not None:
+        import bitsandbytes.functional as bnbf
+
+        return bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
+    return weight.detach().float()
+
+
+def weights_bytes(path: str | Path) -> int:
+    """Bytes of the weight files (*.safetensors, *.bin) in a model or adapter folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CourseError(f"No folder at {path}: nothing to measure.")
+    files = [*path.glob("*.safetensors"), *path.glob("*.bin")]
+    return sum(f.stat().st_size for f in files if f.name != "training_args.bin")
+
+
+def format_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks and the Hub count)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
