@@ -1,0 +1,534 @@
+"""Pretrain the course's own small base model on the Python standard library.
+
+Offline, no Hub model can be downloaded, so the course makes its own: a byte-level BPE tokenizer
+and a small Llama (grouped-query attention, like Llama-3) trained on the stdlib's source files.
+The run is seeded and resumable: it checkpoints to --work-dir and picks up from there when re-run.
+
+    python scripts/make_base_model.py          # the real recipe: under an hour on 2 CPU cores
+    python scripts/make_base_model.py --steps 5 --max-files 20 --layers 1 --hidden 64 \\
+        --vocab-size 320 --seq-len 32 --batch-size 2 --out /tmp/tiny --work-dir /tmp/tiny-work
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import sysconfig
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Spinning OpenMP threads starve each other when other jobs share the 2 cores (measured 4x slower);
+# passive waiting must be set before torch starts its thread pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm.auto import tqdm
+from transformers import (
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+BOS, EOS, PAD = "<|begin|>", "<|end|>", "<|pad|>"
+ROLES = ("system", "user", "assistant")
+SPECIAL_TOKENS = [BOS, EOS, PAD, *(f"<|{role}|>" for role in ROLES)]
+
+# Each turn is role marker + newline + content. The assistant's content and its EOS sit inside the
+# generation markers, so TRL's assistant_only_loss trains the model to answer *and* to stop.
+CHAT_TEMPLATE = """{{- bos_token }}
+{%- for message in messages %}
+    {%- if message['role'] not in ['system', 'user', 'assistant'] %}
+        {{- raise_exception('Unknown role: ' + message['role']) }}
+    {%- elif message['role'] == 'assistant' %}
+        {{- '<|assistant|>\\n' }}
+        {%- generation %}{{ message['content'] + eos_token }}{% endgeneration %}
+    {%- else %}
+        {{- '<|' + message['role'] + '|>\\n' + message['content'] + '\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|assistant|>\\n' }}
+{%- endif %}
+"""
+
+# Test suites, the IDE and third-party packages are not "the standard library"; pydoc_data and the
+# codec tables are generated data that would teach the model to recite tables.
+EXCLUDED_DIRS = {
+    "test",
+    "tests",
+    "idlelib",
+    "site-packages",
+    "pydoc_data",
+    "encodings",
+    "__pycache__",
+}
+MAX_FILE_BYTES = 200_000
+HELDOUT_EVERY = 50  # ~2% of files, chosen by a hash of the path so the split never shifts
+EVAL_WINDOWS = 256  # held-out windows for the final and random-init losses
+SYSTEM_PROMPT = "You are a helpful Python assistant."
+SAMPLE_PROMPTS = ["def is_prime(n):\n", "import os\n\n\ndef ", "The following function returns"]
+SAMPLE_CHAT = [{"role": "user", "content": "Write the Python function `add(a, b)`."}]
+
+
+@dataclass
+class Recipe:
+    """Everything that defines a run; saved in checkpoints so a resume can check it matches."""
+
+    seed: int = 1234
+    steps: int = 1000
+    batch_size: int = 8
+    seq_len: int = 256
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.1
+    vocab_size: int = 4096
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 8
+    kv_heads: int = 2
+    max_files: int = 0  # 0 = all files
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def stdlib_files(max_files: int = 0) -> list[Path]:
+    """Sorted stdlib .py files (minus tests, idlelib, generated tables), optionally the first N."""
+    files = []
+    for folder, dirs, names in os.walk(sysconfig.get_paths()["stdlib"]):
+        dirs[:] = [d for d in dirs if d not in EXCLUDED_DIRS]  # prune: never walk site-packages
+        paths = (Path(folder, n) for n in names if n.endswith(".py"))
+        files += [p for p in paths if p.stat().st_size <= MAX_FILE_BYTES]
+    files.sort()
+    return files[:max_files] if max_files else files
+
+
+def is_heldout(path: Path) -> bool:
+    """Deterministic ~2% file-level hold-out: a hash of the stdlib-relative path, not its order."""
+    rel = path.relative_to(sysconfig.get_paths()["stdlib"]).as_posix()
+    return int(hashlib.sha256(rel.encode()).hexdigest(), 16) % HELDOUT_EVERY == 0
+
+
+def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Train and held-out files; a tiny file list still gets one held-out file."""
+    heldout = [p for p in files if is_heldout(p)] or files[-1:]
+    return [p for p in files if p not in heldout], heldout
+
+
+def read_source(path: Path) -> str:
+    """A source file's text; undecodable bytes are replaced rather than dropping the file."""
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def docstring_chats(source: str) -> list[list[dict[str, str]]]:
+    """Chat examples mined from docstrings, alternating docstring -> function and back.
+
+    They teach the base model the role markers and to end an assistant turn with EOS, so LoRA
+    fine-tuning starts from a model that already knows the chat format. Alternating (not both
+    per function) keeps the duplicated code to a small share of the corpus.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines(keepends=True)  # ast.get_source_segment re-splits: quadratic
+    chats = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        doc = ast.get_docstring(node)
+        code = textwrap.dedent("".join(lines[node.lineno - 1 : node.end_lineno])).rstrip()
+        if not doc or len(code) > 1500:
+            continue
+        summary = doc.strip().split("\n\n")[0]
+        if len(chats) % 2:  # the code without its docstring, so the answer is not a copy
+            doc_node = node.body[0]
+            body = (
+                lines[node.lineno - 1 : doc_node.lineno - 1]
+                + lines[doc_node.end_lineno : node.end_lineno]
+            )
+            bare = textwrap.dedent("".join(body)).rstrip()
+            question, answer = f"What does this function do?\n\n{bare}", summary
+        else:
+            question = (
+                f"Write the Python function `{node.name}({ast.unparse(node.args)})`: {summary}"
+            )
+            answer = code
+        system = [{"role": "system", "content": SYSTEM_PROMPT}] if len(chats) % 4 == 2 else []
+        chats.append(
+            system
+            + [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        )
+    return chats
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE (GPT-2 style, so any text round-trips) wrapped for AutoTokenizer."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=SPECIAL_TOKENS[3:],
+        chat_template=CHAT_TEMPLATE,
+        clean_up_tokenization_spaces=False,  # else decode(encode(x)) != x around punctuation
+    )
+
+
+def encode_stream(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
+    """All documents concatenated into one token stream of ids."""
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
+        ids.extend(enc)
+    return torch.tensor(ids, dtype=torch.int32)
+
+
+def wrap(text: str) -> str:
+    """A plain document between BOS and EOS, so the model learns where documents start and stop."""
+    return f"{BOS}{text}{EOS}"
+
+
+def build_corpus(recipe: Recipe, work_dir: Path) -> tuple[PreTrainedTokenizerFast, dict]:
+    """Tokenizer and token streams, cached in the work dir so a resumed run skips this step."""
+    cache = work_dir / "corpus"
+    key = {"max_files": recipe.max_files, "vocab_size": recipe.vocab_size, "python": sys.version}
+    if (cache / "key.json").exists() and json.loads((cache / "key.json").read_text()) == key:
+        return AutoTokenizer.from_pretrained(cache), torch.load(cache / "streams.pt")
+    train_files, heldout_files = split_files(stdlib_files(recipe.max_files))
+    sources = [read_source(p) for p in train_files]
+    tokenizer = train_tokenizer(sources, recipe.vocab_size)
+    chats = [c for s in sources for c in docstring_chats(s)]
+    chat_texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
+    streams = {
+        "train": encode_stream(tokenizer, [wrap(s) for s in sources] + chat_texts),
+        "heldout": encode_stream(tokenizer, [wrap(read_source(p)) for p in heldout_files]),
+        "stats": {
+            "train_files": len(train_files),
+            "heldout_files": len(heldout_files),
+            "chat_examples": len(chats),
+            "train_bytes": sum(len(s.encode()) for s in sources),
+        },
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(cache)
+    torch.save(streams, cache / "streams.pt")
+    (cache / "key.json").write_text(json.dumps(key))
+    return tokenizer, streams
+
+
+# ---------------------------------------------------------------- model and training
+
+
+def make_model(recipe: Recipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    """A small Llama: GQA, SwiGLU MLP, RoPE, tied embeddings; sizes are multiples of 64 for bnb."""
+    torch.manual_seed(recipe.seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.hidden,
+        intermediate_size=3 * recipe.hidden,
+        num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.kv_heads,
+        max_position_embeddings=recipe.seq_len,
+        rope_theta=10_000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def get_batch(stream: torch.Tensor, recipe: Recipe, step: int) -> torch.Tensor:
+    """Random windows of the stream; seeded by step, so a resumed run sees the same batches."""
+    gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
+    starts = torch.randint(len(stream) - recipe.seq_len, (recipe.batch_size,), generator=gen)
+    return torch.stack([stream[s : s + recipe.seq_len] for s in starts.tolist()]).long()
+
+
+def lr_at(step: int, recipe: Recipe) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio of the peak."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on GPU; plain fp32 on CPU, which has no fast bf16 here (5-8x slower)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.no_grad()
+def heldout_loss(
+    model: LlamaForCausalLM, stream: torch.Tensor, seq_len: int, max_windows: int
+) -> float:
+    """Mean next-token loss over consecutive, non-overlapping windows of the held-out stream."""
+    model.eval()
+    device = next(model.parameters()).device
+    n = min(max_windows, len(stream) // seq_len)
+    windows = stream[: n * seq_len].view(n, seq_len).long()
+    total = 0.0
+    for chunk in windows.split(16):
+        with autocast(device):
+            loss = model(chunk.to(device), labels=chunk.to(device)).loss.float().item()
+        total += loss * len(chunk)  # every window counts the same, even in the last chunk
+    model.train()
+    return total / n
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically, so a run killed mid-save still has its previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    recipe: Recipe, model: LlamaForCausalLM, streams: dict, work_dir: Path, ckpt_every: int
+) -> dict:
+    """AdamW pretraining loop with checkpoint/resume; returns the run's measured stats."""
+    device = next(model.parameters()).device
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": recipe.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=recipe.lr,
+        betas=(0.9, 0.95),
+    )
+    ckpt_path = work_dir / "checkpoint.pt"
+    state = {"step": 0, "elapsed_s": 0.0, "losses": []}
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["recipe"] == asdict(recipe):
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            state = ckpt["state"]
+            print(f"resuming from step {state['step']}")
+        else:
+            print("checkpoint was made with a different recipe: starting afresh")
+    train_stream, tokens_per_step = streams["train"], recipe.batch_size * recipe.seq_len
+    bar = tqdm(range(state["step"], recipe.steps), initial=state["step"], total=recipe.steps)
+    start = time.perf_counter() - state["elapsed_s"]
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, recipe)
+        batch = get_batch(train_stream, recipe, step).to(device)
+        with autocast(device):
+            loss = model(batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"], state["elapsed_s"] = step + 1, time.perf_counter() - start
+        state["losses"].append(round(loss.item(), 4))
+        tok_s = state["step"] * tokens_per_step / state["elapsed_s"]
+        bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
+        if state["step"] % ckpt_every == 0 or state["step"] == recipe.steps:
+            eval_loss = heldout_loss(model, streams["heldout"], recipe.seq_len, 32)
+            tqdm.write(
+                f"step {state['step']}: train loss {loss.item():.3f}, held-out {eval_loss:.3f}"
+            )
+            ckpt = {"recipe": asdict(recipe), "model": model.state_dict(), "state": state}
+            save_checkpoint(ckpt_path, ckpt | {"optimizer": optimizer.state_dict()})
+            start = time.perf_counter() - state["elapsed_s"]  # eval/save time is not training time
+    state["tokens_seen"] = state["step"] * tokens_per_step
+    return state
+
+
+# ---------------------------------------------------------------- export and model card
+
+
+def sample_generations(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast
+) -> list[tuple[str, str]]:
+    """Greedy continuations of a few prompts, including one chat prompt, for the model card."""
+    model.eval()
+    device = next(model.parameters()).device
+    chat = tokenizer.apply_chat_template(SAMPLE_CHAT, tokenize=False, add_generation_prompt=True)
+    samples = []
+    for prompt in [*SAMPLE_PROMPTS, chat]:
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(device)
+        room = max(1, model.config.max_position_embeddings - ids.shape[1])  # stay within RoPE range
+        out = model.generate(ids, max_new_tokens=min(60, room), do_sample=False)
+        samples.append(
+            (prompt, tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=False))
+        )
+    return samples
+
+
+def hardware() -> str:
+    """A one-line description of where the run happened."""
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name()} (bf16 autocast)"
+    cpuinfo = Path("/proc/cpuinfo")  # Linux only; elsewhere the architecture has to do
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    names = [x for x in text.splitlines() if x.startswith("model name")]
+    cpu = names[0].split(":", 1)[1].strip() if names else platform.machine()
+    return f"CPU: {cpu}, {torch.get_num_threads()} threads, fp32"
+
+
+def model_card(recipe: Recipe, model: LlamaForCausalLM, tokenizer, streams: dict, run: dict) -> str:
+    """The README.md of the exported model, filled in from the run's measured values."""
+    cfg, stats = model.config, streams["stats"]
+    n_params = sum(p.numel() for p in model.parameters())
+    samples = "\n\n".join(
+        f"Prompt:\n```text\n{p}\n```\nGreedy continuation:\n```text\n{c}\n```"
+        for p, c in run["samples"]
+    )
+    rand, final = run["random_init_loss"], run["final_loss"]
+    seen, n_train = run["tokens_seen"], len(streams["train"])
+    special = ", ".join(f"`{t}` = {tokenizer.convert_tokens_to_ids(t)}" for t in SPECIAL_TOKENS)
+    return f"""# ftcourse base model
+
+A small Llama-architecture causal language model, pretrained from scratch by
+`scripts/make_base_model.py` so the course can fine-tune a real pretrained model offline.
+It knows Python syntax and a little English; it is a teaching model, not a useful assistant.
+
+## Architecture
+
+- `LlamaForCausalLM`: {cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size},
+  MLP (SwiGLU) size {cfg.intermediate_size}, {cfg.num_attention_heads} attention heads,
+  {cfg.num_key_value_heads} key/value heads (grouped-query attention, as in Llama-3), RoPE,
+  RMSNorm, tied input/output embeddings, context length {cfg.max_position_embeddings}.
+- Parameters: **{n_params:,}** (stored in fp32 safetensors).
+- Tokenizer: byte-level BPE, {len(tokenizer):,} tokens, trained on the same corpus.
+  Special tokens: {special}.
+  No token is added automatically on encode; the chat template adds `{BOS}` and ends every
+  assistant turn with `{EOS}` (inside `{{% generation %}}` markers for TRL's `assistant_only_loss`).
+
+## Corpus and licence
+
+The source files of the Python {platform.python_version()} standard library, found via
+`sysconfig.get_paths()["stdlib"]` (excluding `test/`, `tests/`, `idlelib/`, `site-packages/`,
+`pydoc_data/`, `encodings/` and files over {MAX_FILE_BYTES:,} bytes):
+{stats["train_files"]} training files ({stats["train_bytes"]:,} bytes), plus
+{stats["chat_examples"]:,} chat examples mined from their docstrings (docstring -> function and
+function -> docstring). {stats["heldout_files"]} files (~2%, chosen by a hash of the path) are
+held out.
+The Python standard library is licensed under the Python Software Foundation License (PSF-2.0);
+this model is a derivative of it and is shared under the same terms.
+
+## Training
+
+- {run["step"]:,} steps of {recipe.batch_size} x {recipe.seq_len} tokens: **{seen:,} tokens seen**
+  ({seen / n_train:.2f} passes over {n_train:,} training tokens).
+- AdamW (betas 0.9/0.95, weight decay {recipe.weight_decay}), peak learning rate {recipe.lr},
+  {recipe.warmup} warmup steps, cosine decay to {recipe.min_lr_ratio:g}x, gradient clipping 1.0,
+  seed {recipe.seed}.
+- Wall time: **{run["elapsed_s"] / 60:.1f} min** of training on {hardware()}
+  ({seen / run["elapsed_s"]:,.0f} tokens/s).
+
+## Held-out evaluation
+
+| model | held-out loss | perplexity |
+|---|---|---|
+| random init | {rand:.3f} | {math.exp(rand):,.1f} |
+| this model | {final:.3f} | {math.exp(final):,.1f} |
+
+Measured on {run["heldout_tokens"]:,} tokens of the held-out files.
+
+## Sample generations (greedy)
+
+{samples}
+
+## Reproduce
+
+```bash
+{run["command"]}
+```
+
+Load it with `AutoModelForCausalLM.from_pretrained("data/base-model")` and
+`AutoTokenizer.from_pretrained("data/base-model")`; no custom code is needed.
+"""
+
+
+def export(recipe: Recipe, model, tokenizer, streams: dict, run: dict, out: Path) -> None:
+    """Save model, tokenizer, generation config and model card in one loadable folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.to("cpu", torch.float32).save_pretrained(out)
+    tokenizer.model_max_length = model.config.max_position_embeddings  # RoPE trained this far
+    for key in ("is_local", "local_files_only"):  # loading bookkeeping, not tokenizer settings
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.save_pretrained(out)
+    (out / "README.md").write_text(model_card(recipe, model, tokenizer, streams, run))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Recipe, argparse.Namespace]:
+    """CLI flags for every recipe field; the defaults are the real recipe."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("data/base-model"))
+    parser.add_argument("--work-dir", type=Path, default=Path("build/base-model-work"))
+    parser.add_argument("--ckpt-every", type=int, default=100)
+    for name, value in asdict(Recipe()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args(argv)
+    recipe = Recipe(**{k: getattr(args, k) for k in asdict(Recipe())})
+    return recipe, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the corpus and tokenizer, pretrain (resuming if possible), export with a model card."""
+    recipe, args = parse_args(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer, streams = build_corpus(recipe, args.work_dir)
+    print(f"corpus: {streams['stats']}, train tokens {len(streams['train']):,}")
+    model = make_model(recipe, tokenizer).to(device)
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
+    # The same seed gives the same initial weights: the baseline the training has to beat.
+    random_init = heldout_loss(model, streams["heldout"], recipe.seq_len, EVAL_WINDOWS)
+    run = train(recipe, model, streams, args.work_dir, args.ckpt_every)
+    run["random_init_loss"] = random_init
+    run["final_loss"] = heldout_loss(model, streams["heldout"], recipe.seq_len, EVAL_WINDOWS)
+    run["heldout_tokens"] = (
+        min(EVAL_WINDOWS, len(streams["heldout"]) // recipe.seq_len) * recipe.seq_len
+    )
+    run["samples"] = sample_generations(model, tokenizer)
+    flags = sys.argv[1:] if argv is None else argv
+    run["command"] = shlex.join(["python", "scripts/make_base_model.py", *flags])
+    export(recipe, model, tokenizer, streams, run, args.out)
+    ppl, random_ppl = math.exp(run["final_loss"]), math.exp(run["random_init_loss"])
+    print(f"held-out ppl {ppl:.1f} (random init {random_ppl:.1f})")
+    print(f"saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

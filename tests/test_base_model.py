@@ -1,0 +1,177 @@
+"""The course's base model (data/base-model) and the script that makes it."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "data" / "base-model"
+SCRIPT = ROOT / "scripts" / "make_base_model.py"
+# The committed model scores 18.8 on this sample (random init: ~4,300, about the vocabulary size);
+# the bound leaves margin for another Python version's stdlib and for CPU numerics.
+MAX_HELDOUT_PPL = 30.0
+
+CODE = 'def add(a, b):\n    """Return the sum."""\n    return a + b\n\n\nclass Stack:\n    pass\n'
+ENGLISH = "Hello, world! Could you please   send me the report?\n\tThanks -- é, ü, 日本.\n"
+CHAT = [
+    {"role": "system", "content": "You are polite."},
+    {"role": "user", "content": "give me the file"},
+    {"role": "assistant", "content": "Could you please send me the file?"},
+    {"role": "user", "content": "fix: return a - b"},
+    {"role": "assistant", "content": "def add(a, b):\n    return a + b"},
+]
+
+
+def load_script():
+    """Import scripts/make_base_model.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("make_base_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return AutoModelForCausalLM.from_pretrained(MODEL_DIR).eval()
+
+
+def test_files_are_small_safetensors():
+    weights = list(MODEL_DIR.glob("*.safetensors"))
+    assert weights, "no safetensors weights"
+    assert sum(p.stat().st_size for p in MODEL_DIR.iterdir()) < 25 * 2**20
+    assert "PSF" in (MODEL_DIR / "README.md").read_text()
+
+
+def test_fp32_load_is_a_small_gqa_llama(model):
+    cfg = model.config
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert cfg.num_key_value_heads < cfg.num_attention_heads  # grouped-query attention
+    assert cfg.hidden_size % 64 == 0 and cfg.intermediate_size % 64 == 0  # bnb-friendly
+    assert next(model.parameters()).dtype == torch.float32
+    assert 1e6 < sum(p.numel() for p in model.parameters()) < 2e7
+
+
+def test_generation_config_has_special_ids(model, tokenizer):
+    gen = model.generation_config
+    assert (gen.bos_token_id, gen.eos_token_id, gen.pad_token_id) == (
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+    )
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+def test_nf4_load_matches_fp32(model, tokenizer):
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+    )
+    q_model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, quantization_config=quant)
+    assert type(q_model.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    ids = tokenizer(CODE, return_tensors="pt").input_ids
+    with torch.no_grad():
+        agree = (model(ids).logits.argmax(-1) == q_model(ids).logits.argmax(-1)).float().mean()
+    assert agree > 0.7
+
+
+@pytest.mark.parametrize("text", [CODE, ENGLISH, "  leading spaces and trailing  "])
+def test_tokenizer_round_trip(tokenizer, text):
+    ids = tokenizer.encode(text)
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.bos_token_id not in ids  # nothing is added behind the user's back
+
+
+def test_special_tokens(tokenizer):
+    assert tokenizer.bos_token == "<|begin|>"
+    assert tokenizer.eos_token == "<|end|>"
+    assert tokenizer.pad_token == "<|pad|>"
+    for marker in ["<|system|>", "<|user|>", "<|assistant|>"]:
+        assert tokenizer.encode(marker) == [tokenizer.convert_tokens_to_ids(marker)]
+
+
+def test_chat_template_renders(tokenizer):
+    text = tokenizer.apply_chat_template(CHAT[:2], tokenize=False, add_generation_prompt=True)
+    expected = "<|begin|><|system|>\nYou are polite.\n<|user|>\ngive me the file\n<|assistant|>\n"
+    assert text == expected
+    full = tokenizer.apply_chat_template(CHAT, tokenize=False)
+    assert full.count("<|end|>") == 2  # every assistant turn, and only those, ends with EOS
+
+
+def test_assistant_mask_is_exactly_assistant_text_and_eos(tokenizer):
+    out = tokenizer.apply_chat_template(
+        CHAT, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = out["input_ids"], out["assistant_masks"]
+    masked = [i for i, m in zip(ids, mask) if m]
+    answers = [m["content"] for m in CHAT if m["role"] == "assistant"]
+    assert tokenizer.decode(masked) == "".join(a + "<|end|>" for a in answers)
+    assert sum(mask) == sum(len(tokenizer.encode(a)) + 1 for a in answers)
+    eos_positions = [k for k, i in enumerate(ids) if i == tokenizer.eos_token_id]
+    assert all(mask[k] for k in eos_positions)
+    assert not mask[-1] or ids[-1] == tokenizer.eos_token_id
+
+
+def test_heldout_perplexity(model, tokenizer):
+    script = load_script()
+    _, heldout = script.split_files(script.stdlib_files())
+    text = "".join(script.wrap(script.read_source(p)) for p in heldout[:3])
+    ids = tokenizer(text, return_tensors="pt").input_ids[:, : 8 * 256].view(-1, 256)
+    with torch.no_grad():
+        loss = model(ids, labels=ids).loss.item()
+    assert math.exp(loss) < MAX_HELDOUT_PPL
+
+
+def test_greedy_generation_is_deterministic_and_bounded(model, tokenizer):
+    ids = tokenizer("def is_even(n):\n", return_tensors="pt").input_ids
+    runs = [model.generate(ids, max_new_tokens=12, do_sample=False) for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    assert runs[0].shape[1] <= ids.shape[1] + 12
+    torch.manual_seed(0)
+    sampled = model.generate(ids, max_new_tokens=12, do_sample=True)
+    torch.manual_seed(0)
+    assert torch.equal(sampled, model.generate(ids, max_new_tokens=12, do_sample=True))
+
+
+def test_generation_stops_at_eos(model, tokenizer):
+    ids = tokenizer("import os\n", return_tensors="pt").input_ids
+    free = model.generate(ids, max_new_tokens=10, do_sample=False)[0, ids.shape[1] :]
+    # Declare the 5th token the model would emit as EOS: generation must stop right there.
+    stop = int(free[4])
+    out = model.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=stop)
+    assert out[0, ids.shape[1] :].tolist() == free[: free.tolist().index(stop) + 1].tolist()
+
+
+def test_chat_answer_ends_with_eos(model, tokenizer):
+    question = "What does this function do?\n\ndef add(a, b):\n    return a + b"
+    chat = [{"role": "user", "content": question}]
+    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
+    ids = ids if torch.is_tensor(ids) else ids["input_ids"]
+    out = model.generate(ids, max_new_tokens=40, do_sample=False)[0, ids.shape[1] :]
+    assert out[-1] == tokenizer.eos_token_id  # learned from the docstring chats in pretraining
+
+
+def test_script_tiny_run_and_resume(tmp_path, capsys):
+    script = load_script()
+    argv = ["--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]
+    argv += ["--steps", "3", "--ckpt-every", "2", "--max-files", "12", "--vocab-size", "300"]
+    argv += ["--layers", "1", "--hidden", "64", "--heads", "2", "--kv-heads", "1"]
+    argv += ["--seq-len", "32", "--batch-size", "2", "--warmup", "1"]
+    script.main(argv)
+    tiny = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert tiny.config.num_hidden_layers == 1
+    assert AutoTokenizer.from_pretrained(tmp_path / "out").eos_token == "<|end|>"
+    assert "held-out" in (tmp_path / "out" / "README.md").read_text()
+    script.main(argv)  # a re-run resumes from the finished checkpoint instead of retraining
+    assert "resuming from step 3" in capsys.readouterr().out
