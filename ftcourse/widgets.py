@@ -16,6 +16,8 @@ def form(fn: Callable[..., Any], **controls: Any):
     """
     import ipywidgets as w
 
-    box = w.interactive(fn, **controls)
+    # auto_display: show the return value under the controls (without it the form stays blank
+    # in a browser unless `fn` prints; tests/browser checks this in JupyterLab)
+    box = w.interactive(fn, {"auto_display": True}, **controls)
     box.update()
     return box
