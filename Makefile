@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 course: install
 	$(BIN)/python scripts/run_course.py
 
-test: install lint unit-test notebooks-test
+test: install lint unit-test notebooks-test browser-test
 
 lint: install
 	$(BIN)/ruff check .
@@ -37,6 +37,11 @@ unit-test: install
 
 notebooks-test: install
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks; $(PYTEST_RC)
+
+# The widgets in JupyterLab in headless Chromium (Debian's chromium, installed here when missing)
+browser-test: install
+	bash scripts/install_browser.sh
+	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/browser; $(PYTEST_RC)
 
 format: install
 	$(BIN)/ruff format .
