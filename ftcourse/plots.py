@@ -150,3 +150,37 @@ def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out acc
     ax.set(xticks=range(len(tasks)), xticklabels=tasks, ylabel="% correct", ylim=(0, 110), title=title)
     ax.legend()
     return fig
+
+
+# ---------------------------------------------------------------- 05 · Inference and adapters
+
+
+def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"):
+    """Horizontal bars of bytes on a log axis, labelled in MB; names in `computed` are hatched.
+
+    `sizes` maps a label to bytes. Measured files and sizes computed from a config (an 8B model the
+    course never downloads) sit on one axis, so a few MB next to many GB stays readable.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(sizes)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.2))
+    for i, label in enumerate(labels):
+        color, hatch = ("tab:orange", "//") if label in computed else ("tab:blue", None)
+        ax.barh(i, sizes[label], color=color, hatch=hatch, alpha=0.8)
+        ax.text(sizes[label] * 1.15, i, f"{sizes[label] / 1e6:,.1f} MB", va="center", fontsize=9)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(min(sizes.values()) / 3, max(sizes.values()) * 20)
+    ax.set(xlabel="bytes (log scale)", title=title)
+    if computed:
+        from matplotlib.patches import Patch
+
+        handles = [
+            Patch(color="tab:blue", label="measured file"),
+            Patch(facecolor="tab:orange", hatch="//", label="computed from config"),
+        ]
+        ax.legend(handles=handles, loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
