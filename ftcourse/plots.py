@@ -156,7 +156,7 @@ def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out acc
 
 
 def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"):
-    """Horizontal bars of bytes on a log axis, labelled in MB; names in `computed` are hatched.
+    """Horizontal bars of bytes on a log axis, labelled in MB or GB; names in `computed` are hatched.
 
     `sizes` maps a label to bytes. Measured files and sizes computed from a config (an 8B model the
     course never downloads) sit on one axis, so a few MB next to many GB stays readable.
@@ -168,7 +168,9 @@ def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"
     for i, label in enumerate(labels):
         color, hatch = ("tab:orange", "//") if label in computed else ("tab:blue", None)
         ax.barh(i, sizes[label], color=color, hatch=hatch, alpha=0.8)
-        ax.text(sizes[label] * 1.15, i, f"{sizes[label] / 1e6:,.1f} MB", va="center", fontsize=9)
+        n = sizes[label]
+        text = f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+        ax.text(n * 1.15, i, text, va="center", fontsize=9)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xscale("log")
@@ -181,6 +183,6 @@ def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"
             Patch(color="tab:blue", label="measured file"),
             Patch(facecolor="tab:orange", hatch="//", label="computed from config"),
         ]
-        ax.legend(handles=handles, loc="lower right", fontsize=8)
+        ax.legend(handles=handles, loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
