@@ -202,3 +202,6 @@ def _03_3(answer):
         got = merged(input_ids=ids).logits
     if not torch.allclose(got, expected, atol=1e-5):
         return "The outputs changed: add each layer's get_delta_weight() to its base weight first."
+
+
+import ftcourse.exercises_06  # noqa: E402, F401  (notebook 06's checkers)

@@ -1,0 +1,109 @@
+"""The checkers behind notebook 06's exercises (capstone: was fine-tuning worth it?).
+
+Expected answers come from `ftcourse.strategies`, the course tokenizer and the committed polite data.
+"""
+
+from __future__ import annotations
+
+from ftcourse.checks import exercise
+
+TASK = "polite"
+MAX_NEW_TOKENS = 64  # the room an answer needs, as `ftcourse.evaluate.MAX_NEW_TOKENS["polite"]`
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from ftcourse.paths import BASE_MODEL_DIR
+
+    return AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+
+
+def _split(split: str) -> list[dict]:
+    from ftcourse.data import load_task
+
+    return list(load_task(TASK, split))
+
+
+@exercise(
+    "06.1",
+    "easy",
+    "set `answer` to the number of prompt tokens the few-shot prompt with the first 3 training "
+    "examples needs for held-out record 0 (`test[0]`).",
+)
+def _06_1(answer):
+    from ftcourse.strategies import few_shot, prompt_tokens
+
+    tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
+    prompt = few_shot(test[0], train, 3)
+    expected = prompt_tokens(tokenizer, prompt)
+    text = "".join(m["content"] for m in prompt)
+    if answer == len(tokenizer(text, add_special_tokens=False)["input_ids"]):
+        return (
+            "You counted the texts alone: the chat template adds role tags and EOS to every turn."
+        )
+    if answer == prompt_tokens(tokenizer, few_shot(test[0], train, 2)):
+        return "That is 2 examples; pass k=3."
+    if answer != expected:
+        return "Build it with `few_shot(test[0], train, 3)` and count it with `prompt_tokens`."
+
+
+@exercise(
+    "06.2",
+    "medium",
+    "set `answer` to the largest number k of fixed training examples for which the few-shot prompt "
+    "of `test[0]` still leaves room for a 64-token answer within the model's "
+    "`max_position_embeddings`.",
+)
+def _06_2(answer):
+    from transformers import AutoConfig
+
+    from ftcourse.paths import BASE_MODEL_DIR
+    from ftcourse.strategies import few_shot, prompt_tokens
+
+    tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
+    window = AutoConfig.from_pretrained(BASE_MODEL_DIR).max_position_embeddings
+    k = 0
+    while prompt_tokens(tokenizer, few_shot(test[0], train, k + 1)) + MAX_NEW_TOKENS <= window:
+        k += 1
+    if answer == k + 1:
+        return f"With {k + 1} examples prompt + answer pass {window} positions: one too many."
+    if answer != k:
+        return (
+            f"Add examples while `prompt_tokens(...) + {MAX_NEW_TOKENS} <= "
+            f"config.max_position_embeddings` ({window}) holds, and keep the last k that fitted."
+        )
+
+
+@exercise(
+    "06.3",
+    "hard",
+    "write `answer(record, retriever, tokenizer, k, budget)`: the retrieval prompt with as many of "
+    "the k nearest examples as fit in `budget` prompt tokens (drop the least similar first; if "
+    "not even the request alone fits, return the request alone).",
+)
+def _06_3(answer):
+    from ftcourse.strategies import Retriever, prompt_tokens, retrieval
+
+    tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
+    retriever = Retriever(train[:300])
+    for record, k, budget in [
+        (test[0], 3, 1000),
+        (test[1], 3, 120),
+        (test[2], 4, 90),
+        (test[3], 2, 5),
+    ]:
+        expected = retrieval(record, retriever, 0)
+        for j in range(k, 0, -1):
+            if prompt_tokens(tokenizer, retrieval(record, retriever, j)) <= budget:
+                expected = retrieval(record, retriever, j)
+                break
+        got = answer(record, retriever, tokenizer, k, budget)
+        if got != expected:
+            n_got = (len(got) - 1) // 2 if isinstance(got, list) else "?"
+            n_exp = (len(expected) - 1) // 2
+            return (
+                f"with k={k} and a budget of {budget} tokens you returned {n_got} example(s), "
+                f"expected {n_exp}. Try j = k, k-1, ..., 0 nearest examples with "
+                "`retrieval(record, retriever, j)` and keep the first whose `prompt_tokens` fit."
+            )

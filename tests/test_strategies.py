@@ -1,0 +1,183 @@
+"""ftcourse.strategies: prompts for zero-shot, few-shot and retrieval, token counts, and compare().
+
+Retrieval and prompt building are checked on hand-made records; `compare` runs a tiny random Llama
+with the course tokenizer on three polite records, so it takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from ftcourse import CourseError
+from ftcourse.paths import BASE_MODEL_DIR
+from ftcourse.strategies import (
+    Retriever,
+    Strategy,
+    as_records,
+    compare,
+    comparison_table,
+    few_shot,
+    prompt_tokens,
+    query_text,
+    retrieval,
+    zero_shot,
+)
+
+# peft reads a property transformers 5 renamed; the warning is about peft, not about this code
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
+
+
+def record(request: str, answer: str = "Could you please do it?") -> dict:
+    return {
+        "input": request,
+        "messages": [
+            {"role": "user", "content": f"Make this request polite.\n\n{request}"},
+            {"role": "assistant", "content": answer},
+        ],
+    }
+
+
+CORPUS = [
+    record("Water the office plants. Now.", "Could you please water the office plants?"),
+    record("Send the invoice to Maria. ASAP.", "Would you kindly send the invoice to Maria?"),
+    record("Book a meeting room for Friday.", "Could you book a meeting room for Friday, please?"),
+    record("Send the slides. Now.", "Please send the slides. Thank you!"),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+
+
+# ---------------------------------------------------------------- building prompts
+
+
+def test_zero_shot_drops_the_reference_answer():
+    prompt = zero_shot(CORPUS[0])
+    assert prompt == CORPUS[0]["messages"][:1]
+    assert prompt is not CORPUS[0]["messages"]  # a copy: building a prompt never edits the data
+
+
+def test_few_shot_puts_k_fixed_examples_before_the_request():
+    query = record("Print the report. Hurry up.")
+    prompt = few_shot(query, CORPUS, k=2)
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user", "assistant", "user"]
+    assert prompt[:4] == CORPUS[0]["messages"] + CORPUS[1]["messages"]
+    assert prompt[-1] == query["messages"][0]
+    assert few_shot(query, CORPUS, k=0) == zero_shot(query)
+    assert few_shot(record("Other."), CORPUS, k=2)[:4] == prompt[:4]  # the same for every request
+    with pytest.raises(CourseError, match="5 examples"):
+        few_shot(query, CORPUS, k=5)
+
+
+def test_retriever_ranks_by_shared_rare_words():
+    retriever = Retriever(CORPUS)
+    best = retriever.search("Please send the invoice", k=2)
+    assert best[0][0] == 1  # "send" and "invoice" both match; "invoice" is rare
+    assert best[1][0] == 3  # "send" alone
+    assert best[0][1] > best[1][1] > 0
+    scores = retriever.scores("meeting room")
+    assert max(range(len(scores)), key=scores.__getitem__) == 2
+    assert retriever.scores("zebra xylophone") == [0.0] * len(CORPUS)
+    # nothing in common: ties keep the corpus order, so the result is still deterministic
+    assert [i for i, _ in retriever.search("zebra", k=3)] == [0, 1, 2]
+
+
+def test_retrieval_prompt_puts_the_most_similar_example_next_to_the_request():
+    query = record("Send the invoice to the bank.")
+    prompt = retrieval(query, Retriever(CORPUS), k=2)
+    assert prompt[2:4] == CORPUS[1]["messages"]  # best match, right before the request
+    assert prompt[0:2] == CORPUS[3]["messages"]
+    assert prompt[-1] == query["messages"][0]
+    assert "invoice" in query_text(query) and "invoice" not in query_text({"messages": prompt[:2]})
+
+
+def test_retriever_needs_examples():
+    with pytest.raises(CourseError):
+        Retriever([])
+
+
+# ---------------------------------------------------------------- counting tokens
+
+
+def test_prompt_tokens_counts_the_template_and_the_generation_prompt(tokenizer):
+    conversation = zero_shot(CORPUS[0])
+    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    assert text.endswith("<|assistant|>\n")
+    n = prompt_tokens(tokenizer, conversation)
+    assert n == len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    content = len(tokenizer(conversation[0]["content"], add_special_tokens=False)["input_ids"])
+    assert n > content  # role tags, BOS and the assistant header cost tokens too
+
+
+def test_every_example_makes_every_request_longer(tokenizer):
+    query = record("Print the report. Hurry up.")
+    lengths = [prompt_tokens(tokenizer, few_shot(query, CORPUS, k)) for k in range(4)]
+    assert lengths == sorted(lengths) and len(set(lengths)) == 4
+    # an exchange costs at least its answer plus EOS
+    answer = len(tokenizer(CORPUS[0]["messages"][1]["content"])["input_ids"])
+    assert lengths[1] - lengths[0] > answer
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def test_as_records_hands_evaluate_exactly_the_strategy_prompt():
+    build = lambda r: few_shot(r, CORPUS, 1)  # noqa: E731
+    held_out = as_records(CORPUS[2:], build)
+    for original, rec in zip(CORPUS[2:], held_out):
+        assert rec["messages"][:-1] == build(original)
+        assert rec["messages"][-1] == original["messages"][-1]
+        assert rec["input"] == original["input"]  # what the scorer reads stays
+    assert CORPUS[2]["messages"][0]["role"] == "user" and len(CORPUS[2]["messages"]) == 2
+    with pytest.raises(CourseError, match="reference assistant answer"):
+        as_records([{"messages": CORPUS[0]["messages"][:1]}], zero_shot)
+
+
+def tiny_model(vocab: int):
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_compare_measures_every_strategy(tokenizer):
+    model = tiny_model(len(tokenizer))
+    config = LoraConfig(
+        r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )  # random A and B: an adapter that changes the answers, so switching it on can be seen
+    model = get_peft_model(model, config, adapter_name="polite")
+    held_out = [record("Print the report. Now.", "Could you please print the report?")] * 2
+    strategies = [
+        Strategy("zero-shot", zero_shot),
+        Strategy("few-shot", lambda r: few_shot(r, CORPUS, 2)),
+        Strategy("LoRA", zero_shot, adapter="polite", one_off_seconds=12.5),
+    ]
+    rows = compare(
+        model, tokenizer, "polite", held_out, strategies, latency_requests=1, max_new_tokens=8
+    )
+    assert [r.name for r in rows] == ["zero-shot", "few-shot", "LoRA"]
+    assert all(r.n == 2 and 0 <= r.accuracy <= 1 and r.latency_s > 0 for r in rows)
+    assert all(len(r.result.answers) == 2 for r in rows)
+    assert rows[1].prompt_tokens > rows[0].prompt_tokens == rows[2].prompt_tokens
+    assert [r.one_off_seconds for r in rows] == [0, 0, 12.5]
+    assert rows[0].result.answers != rows[2].result.answers  # the adapter was really switched on
+    assert model.active_adapter == "polite"
+    table = comparison_table(rows, {"LoRA": ("a consistent style", "needs training")})
+    assert table.count("\n") == 4 and "12 s" in table and "a consistent style" in table
+    with pytest.raises(CourseError):
+        compare(model, tokenizer, "polite", [], strategies)
