@@ -152,11 +152,52 @@ def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out acc
     return fig
 
 
+# ---------------------------------------------------------------- 01 · Strategy and memory
+
+
+def memory_stack(breakdowns: dict, gpus: dict | None = None, claims: dict | None = None, title=""):
+    """Stacked bars of training memory by component (GB), one bar per entry of `breakdowns`.
+
+    `gpus` maps a name to GB (lines across); `claims` maps a bar's label to a quoted (low, high)
+    range in GB, drawn beside the bar and labelled (high None means "low and more").
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(breakdowns)
+    parts = [k for k in next(iter(breakdowns.values())).as_gb() if k != "total"]
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(labels) + 3), 4.5))
+    bottom = [0.0] * len(labels)
+    for j, part in enumerate(parts):
+        values = [b.as_gb()[part] for b in breakdowns.values()]
+        ax.bar(range(len(labels)), values, 0.6, bottom=bottom, label=part, color=f"C{j}")
+        bottom = [lo + v for lo, v in zip(bottom, values, strict=True)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:.3g}", ha="center", va="bottom", fontsize=8)
+    for (name, gb), ls in zip((gpus or {}).items(), ["--", "-.", ":"] * 3, strict=False):
+        ax.axhline(gb, color="grey", ls=ls, lw=1, label=f"GPU: {name}")
+    for label, (low, high) in (claims or {}).items():
+        x = labels.index(label) + 0.36
+        if high is None:  # an open range: an arrow pointing up from its floor
+            ax.plot([x], [low], marker="^", color="black", ms=7)
+        else:
+            ax.plot([x, x], [low, high], color="black", lw=3, solid_capstyle="butt")
+        text = f"{low:g}+" if high is None else f"{low:g}-{high:g}"
+        ax.text(x + 0.05, high or low, text, fontsize=7, va="bottom")
+    if claims:
+        ax.plot([], [], color="black", lw=3, label="quoted range (GB)")
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set(ylabel="GB (10^9 bytes)", title=title)
+    ax.set_ylim(top=max(bottom) * 1.08)  # room for the totals above the bars
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- 05 · Inference and adapters
 
 
 def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"):
-    """Horizontal bars of bytes on a log axis, labelled in MB or GB; names in `computed` are hatched.
+    """Horizontal bars of bytes on a log axis, labelled in MB/GB; names in `computed` are hatched.
 
     `sizes` maps a label to bytes. Measured files and sizes computed from a config (an 8B model the
     course never downloads) sit on one axis, so a few MB next to many GB stays readable.
@@ -184,5 +225,36 @@ def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"
             Patch(facecolor="tab:orange", hatch="//", label="computed from config"),
         ]
         ax.legend(handles=handles, loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- 06 · Capstone
+
+
+def strategy_comparison(rows, title: str = "Prompting, retrieval or fine-tuning: measured"):
+    """One panel per measure (accuracy, prompt tokens, latency, one-off cost), one bar per strategy.
+
+    `rows` are `ftcourse.strategies.Measured` (name, accuracy, prompt_tokens, latency_s,
+    one_off_seconds); each panel has its own scale, since the four measures have different units.
+    """
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in rows]
+    panels = [
+        ("held-out accuracy (%)", [100 * r.accuracy for r in rows], "{:.0f}%"),
+        ("prompt tokens / request", [r.prompt_tokens for r in rows], "{:.0f}"),
+        ("latency / request (ms)", [1000 * r.latency_s for r in rows], "{:.0f}"),
+        ("one-off cost (s)", [r.one_off_seconds for r in rows], "{:.1f}"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, (label, values, fmt) in zip(axes, panels, strict=True):
+        bars = ax.bar(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
+        ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.margins(y=0.15)
+    axes[0].set_ylim(0, 110)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
