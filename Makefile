@@ -10,7 +10,7 @@ export MPLBACKEND ?= Agg
 # pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
-.PHONY: install course test lint format notebooks-test unit-test constraints clean
+.PHONY: install course test lint format notebooks-test unit-test browser-test constraints clean
 
 install: $(VENV)/.installed
 
@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 unit-test: install
-	$(BIN)/python -m pytest -q tests; $(PYTEST_RC)
+	$(BIN)/python -m pytest -q --ignore=tests/browser tests; $(PYTEST_RC)
 
 notebooks-test: install
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks; $(PYTEST_RC)

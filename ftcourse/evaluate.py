@@ -28,8 +28,12 @@ def generate(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     progress: bool = True,
+    stops: list[bool] | None = None,
 ) -> list[str]:
-    """Greedy answers for each conversation, batched with left padding, stopping at EOS."""
+    """Greedy answers for each conversation, batched with left padding, stopping at EOS.
+
+    Pass a list as `stops` to learn which answers ended with EOS (rather than running out of tokens).
+    """
     side, tokenizer.padding_side = tokenizer.padding_side, "left"  # new tokens follow the prompt
     answers = []
     try:
@@ -51,6 +55,8 @@ def generate(
             )
             new = out[:, enc["input_ids"].shape[1] :]
             answers += tokenizer.batch_decode(new, skip_special_tokens=True)
+            if stops is not None:
+                stops += (new == tokenizer.eos_token_id).any(dim=1).tolist()
     finally:
         tokenizer.padding_side = side
     return [a.strip() for a in answers]
@@ -90,6 +96,12 @@ class EvalResult:
     seconds: float
     answers: list[str] = field(repr=False)
     correct: list[bool] = field(repr=False)
+    stopped: list[bool] = field(repr=False)  # the answer ended with EOS
+
+    @property
+    def stop_rate(self) -> float:
+        """Share of answers that ended with EOS instead of running out of tokens."""
+        return sum(self.stopped) / max(len(self.stopped), 1)
 
     def examples(self, k: int = 3, wrong: bool = False) -> list[tuple[int, str]]:
         """The first `k` (index, answer) pairs that were right (or wrong)."""
@@ -115,19 +127,48 @@ def evaluate(
     was_training = model.training
     model.eval()
     max_new_tokens = max_new_tokens or MAX_NEW_TOKENS[task]
-    answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
+    stopped: list[bool] = []
+    answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress, stopped)
     model.train(was_training)
     correct = [SCORERS[task](r, a) for r, a in zip(records, answers)]
     seconds = time.perf_counter() - start
-    return EvalResult(
-        task, label, sum(correct) / max(len(correct), 1), len(records), seconds, answers, correct
-    )
+    accuracy = sum(correct) / max(len(correct), 1)
+    return EvalResult(task, label, accuracy, len(records), seconds, answers, correct, stopped)
 
 
 def results_table(results: list[EvalResult]) -> str:
     """A markdown table of held-out accuracies."""
-    lines = ["| task | model | held-out accuracy | n | seconds |", "|---|---|---:|---:|---:|"]
+    lines = [
+        "| task | model | held-out accuracy | stops at EOS | n | seconds |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     lines += [
-        f"| {r.task} | {r.label} | {r.accuracy:.0%} | {r.n} | {r.seconds:.0f} |" for r in results
+        f"| {r.task} | {r.label} | {r.accuracy:.0%} | {r.stop_rate:.0%} | {r.n} | {r.seconds:.0f} |"
+        for r in results
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CopyProbe:
+    """Mean loss on a random token sequence, the first time and when it is repeated."""
+
+    first: float
+    second: float
+
+    @property
+    def copies(self) -> bool:
+        """True when the repeat is much easier: the model has induction heads."""
+        return self.second < 0.5 * self.first
+
+
+@torch.no_grad()
+def copy_probe(model, length: int = 40, seed: int = 0) -> CopyProbe:
+    """Can the model copy? Compare its loss on a random sequence and on the same sequence repeated."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    seq = torch.randint(vocab // 50, vocab, (length,), generator=gen)  # skip special/byte tokens
+    ids = torch.cat([seq, seq]).unsqueeze(0).to(model.device)
+    logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    nll = -logp.gather(1, ids[0, 1:, None])[:, 0]
+    return CopyProbe(nll[: length - 1].mean().item(), nll[length:].mean().item())

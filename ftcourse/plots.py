@@ -132,7 +132,9 @@ def loss_curves(histories: dict, title: str = "training loss"):
     return fig
 
 
-def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out accuracy", target=None):
+def accuracy_bars(
+    rows: list[tuple[str, str, float]], title: str = "held-out accuracy", target=None
+):
     """Grouped bars: one group per task, one bar per model; rows are (task, model, accuracy)."""
     import matplotlib.pyplot as plt
 
@@ -147,7 +149,9 @@ def accuracy_bars(rows: list[tuple[str, str, float]], title: str = "held-out acc
         ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8)
     if target is not None:
         ax.axhline(target * 100, color="grey", ls=":", label=f"target {target:.0%}")
-    ax.set(xticks=range(len(tasks)), xticklabels=tasks, ylabel="% correct", ylim=(0, 110), title=title)
+    ax.set(
+        xticks=range(len(tasks)), xticklabels=tasks, ylabel="% correct", ylim=(0, 110), title=title
+    )
     ax.legend()
     return fig
 

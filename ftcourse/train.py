@@ -152,6 +152,11 @@ class TrainResult:
 
 def train(run: RunConfig) -> TrainResult:
     """Train one adapter (or a full fine-tune) on a course task and save it."""
+    return train_with_callbacks(run, [])
+
+
+def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
+    """`train`, with Trainer callbacks (e.g. to stop early or record timings)."""
     from peft import get_peft_model
     from trl import SFTTrainer
 
@@ -169,6 +174,7 @@ def train(run: RunConfig) -> TrainResult:
         args=sft_config(profile, run.output_dir, **run.sft),
         train_dataset=train_ds,
         processing_class=tokenizer,
+        callbacks=callbacks,
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)

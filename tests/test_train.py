@@ -1,0 +1,117 @@
+"""Training: the recipe runs, the loss falls, a resumed run matches an uninterrupted one, DDP starts 2 processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from ftcourse import CourseError
+from ftcourse.profiles import get_profile
+from ftcourse.train import RunConfig, bnb_config, sft_config, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"max_steps": 8, "batch_size": 4, "learning_rate": 4e-3, "lora_dropout": 0.0}
+
+
+def run(tmp_path, **changes) -> RunConfig:
+    values = dict(
+        task="polite",
+        method="lora",
+        profile="cpu-tiny",
+        output_dir=str(tmp_path / "out"),
+        train_samples=64,
+        profile_overrides=dict(TINY),
+    )
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def test_profile_decides_precision_flags():
+    cpu = sft_config(get_profile("cpu-tiny"), "/tmp/x")
+    assert not cpu.bf16 and not cpu.fp16 and cpu.use_cpu, (
+        "trl's bf16 default must be overridden on CPU"
+    )
+    assert not cpu.activation_checkpointing, "checkpointing only slows a tiny model down"
+    assert cpu.assistant_only_loss and cpu.max_length == get_profile("cpu-tiny").max_length
+    assert bnb_config(get_profile("t4")).bnb_4bit_compute_dtype == torch.float16
+
+
+def test_qlora_training_lowers_the_loss_and_saves_an_adapter(tmp_path):
+    result = train(run(tmp_path, method="qlora", profile_overrides={**TINY, "max_steps": 12}))
+    losses = [h["loss"] for h in result.log_history if "loss" in h]
+    assert losses[-1] < losses[0], losses
+    assert (result.output_dir / "adapter_model.safetensors").is_file()
+    assert (result.output_dir / "adapter_config.json").is_file()
+
+
+class StopAt(TrainerCallback):
+    """Simulate an interruption: stop right after a given step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def _adapter(result) -> dict:
+    return {k: v.detach().clone() for k, v in result.model.named_parameters() if "lora_" in k}
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
+    sft = {"save_strategy": "steps", "save_steps": 4, "logging_steps": 1}
+    full = train(run(tmp_path / "a", sft=sft))
+    interrupted = run(tmp_path / "b", sft=sft)
+    # The first run stops after its step-4 checkpoint, as if the machine had gone away.
+    from ftcourse import train as ft_train
+
+    first = ft_train.train_with_callbacks(interrupted, [StopAt(4)])
+    assert first.trainer.state.global_step == 4
+    checkpoint = tmp_path / "b" / "out" / "checkpoint-4"
+    assert checkpoint.is_dir()
+    interrupted.resume_from_checkpoint = str(checkpoint)
+    resumed = train(interrupted)
+    assert resumed.trainer.state.global_step == full.trainer.state.global_step == 8
+    a, b = _adapter(full), _adapter(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_yaml_run_file_rejects_unknown_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: polite\nlearning_rte: 0.1\n")
+    with pytest.raises(CourseError, match="learning_rte"):
+        RunConfig.from_yaml(bad)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "task: polite\nmethod: lora\nprofile: cpu-tiny\ntrain_samples: 32\neval_samples: 0\n"
+        f"output_dir: {tmp_path / 'ddp'}\nprofile_overrides: {{batch_size: 2}}\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # accelerate launch --cpu --num_processes 2 silently starts ONE process; torchrun starts two.
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ftcourse.train",
+        str(cfg),
+        "--max-steps",
+        "3",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "on 2 process(es)" in out.stdout, out.stdout[-2000:]
+    assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
