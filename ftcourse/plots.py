@@ -237,28 +237,37 @@ def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"
 
 
 def strategy_comparison(rows, title: str = "Prompting, retrieval or fine-tuning: measured"):
-    """One panel per measure (accuracy, prompt tokens, latency, one-off cost), one bar per strategy.
+    """One panel per measure, one bar per strategy: accuracy (and form), tokens, latency, cost.
 
-    `rows` are `ftcourse.strategies.Measured` (name, accuracy, prompt_tokens, latency_s,
-    one_off_seconds); each panel has its own scale, since the four measures have different units.
+    `rows` are `ftcourse.strategies.Measured`. The first panel pairs held-out accuracy with the share
+    of answers in the task's form (lighter bar); each panel has its own scale and unit.
     """
     import matplotlib.pyplot as plt
 
     names = [r.name for r in rows]
+    xs = range(len(names))
+    colors = [f"C{i}" for i in xs]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
+    acc = axes[0].bar([x - 0.2 for x in xs], [100 * r.accuracy for r in rows], 0.4, color=colors)
+    form = axes[0].bar(
+        [x + 0.2 for x in xs], [100 * r.form_rate for r in rows], 0.4, color=colors, alpha=0.35
+    )
+    for bars in (acc, form):
+        axes[0].bar_label(bars, fmt="%.0f", fontsize=7)
+    axes[0].set_title("% correct (dark), % in form (light)", fontsize=10)
+    axes[0].set_ylim(0, 115)
     panels = [
-        ("held-out accuracy (%)", [100 * r.accuracy for r in rows], "{:.0f}%"),
         ("prompt tokens / request", [r.prompt_tokens for r in rows], "{:.0f}"),
         ("latency / request (ms)", [1000 * r.latency_s for r in rows], "{:.0f}"),
-        ("one-off cost (s)", [r.one_off_seconds for r in rows], "{:.1f}"),
+        ("one-off cost (s)", [r.one_off_seconds for r in rows], "{:.3g}"),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-    for ax, (label, values, fmt) in zip(axes, panels, strict=True):
-        bars = ax.bar(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
+    for ax, (label, values, fmt) in zip(axes[1:], panels, strict=True):
+        bars = ax.bar(xs, values, color=colors)
         ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=8)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=10)
         ax.margins(y=0.15)
-    axes[0].set_ylim(0, 110)
+    for ax in axes:
+        ax.set_xticks(xs, names, rotation=30, ha="right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -17,9 +17,11 @@ from ftcourse.strategies import (
     Retriever,
     Strategy,
     as_records,
+    bugfix_form,
     compare,
     comparison_table,
     few_shot,
+    polite_form,
     prompt_tokens,
     query_text,
     retrieval,
@@ -126,6 +128,16 @@ def test_every_example_makes_every_request_longer(tokenizer):
 # ---------------------------------------------------------------- measuring
 
 
+def test_form_rules_check_the_style_not_the_content():
+    assert polite_form("Could you please water the plants?")
+    assert polite_form("Would you kindly do something else entirely?")  # content is not checked
+    assert not polite_form("Water the plants. Now.")
+    assert not polite_form("Could you please water the plants ASAP?")  # curt word
+    assert bugfix_form("def f(x):\n    return x + 1")
+    assert bugfix_form("```python\ndef f(x):\n    return x\n```")
+    assert not bugfix_form("Return a string for a string.")
+
+
 def test_as_records_hands_evaluate_exactly_the_strategy_prompt():
     build = lambda r: few_shot(r, CORPUS, 1)  # noqa: E731
     held_out = as_records(CORPUS[2:], build)
@@ -173,6 +185,7 @@ def test_compare_measures_every_strategy(tokenizer):
     assert [r.name for r in rows] == ["zero-shot", "few-shot", "LoRA"]
     assert all(r.n == 2 and 0 <= r.accuracy <= 1 and r.latency_s > 0 for r in rows)
     assert all(len(r.result.answers) == 2 for r in rows)
+    assert all(0 <= r.form_rate <= 1 and 0 <= r.stop_rate <= 1 for r in rows)
     assert rows[1].prompt_tokens > rows[0].prompt_tokens == rows[2].prompt_tokens
     assert [r.one_off_seconds for r in rows] == [0, 0, 12.5]
     assert rows[0].result.answers != rows[2].result.answers  # the adapter was really switched on
@@ -181,3 +194,5 @@ def test_compare_measures_every_strategy(tokenizer):
     assert table.count("\n") == 4 and "12 s" in table and "a consistent style" in table
     with pytest.raises(CourseError):
         compare(model, tokenizer, "polite", [], strategies)
+    with pytest.raises(CourseError, match="python_qa"):
+        compare(model, tokenizer, "python_qa", held_out, strategies)
