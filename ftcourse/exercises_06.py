@@ -8,7 +8,6 @@ from __future__ import annotations
 from ftcourse.checks import exercise
 
 TASK = "polite"
-MAX_NEW_TOKENS = 64  # the room an answer needs, as `ftcourse.evaluate.MAX_NEW_TOKENS["polite"]`
 
 
 def _tokenizer():
@@ -29,7 +28,7 @@ def _split(split: str) -> list[dict]:
     "06.1",
     "easy",
     "set `answer` to the number of prompt tokens the few-shot prompt with the first 3 training "
-    "examples needs for held-out record 0 (`test[0]`).",
+    "examples needs for held-out record 0 (`test_set[0]`).",
 )
 def _06_1(answer):
     from ftcourse.strategies import few_shot, prompt_tokens
@@ -45,32 +44,36 @@ def _06_1(answer):
     if answer == prompt_tokens(tokenizer, few_shot(test[0], train, 2)):
         return "That is 2 examples; pass k=3."
     if answer != expected:
-        return "Build it with `few_shot(test[0], train, 3)` and count it with `prompt_tokens`."
+        return (
+            "Build it with `few_shot(test_set[0], train_set, 3)` and count it with `prompt_tokens`."
+        )
 
 
 @exercise(
     "06.2",
     "medium",
     "set `answer` to the largest number k of fixed training examples for which the few-shot prompt "
-    "of `test[0]` still leaves room for a 64-token answer within the model's "
+    "of `test_set[0]` still leaves room for a 64-token answer within the model's "
     "`max_position_embeddings`.",
 )
 def _06_2(answer):
     from transformers import AutoConfig
 
+    from ftcourse.evaluate import MAX_NEW_TOKENS
     from ftcourse.paths import BASE_MODEL_DIR
     from ftcourse.strategies import few_shot, prompt_tokens
 
     tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
     window = AutoConfig.from_pretrained(BASE_MODEL_DIR).max_position_embeddings
+    room = MAX_NEW_TOKENS[TASK]  # the 64 tokens an answer may take
     k = 0
-    while prompt_tokens(tokenizer, few_shot(test[0], train, k + 1)) + MAX_NEW_TOKENS <= window:
+    while prompt_tokens(tokenizer, few_shot(test[0], train, k + 1)) + room <= window:
         k += 1
     if answer == k + 1:
         return f"With {k + 1} examples prompt + answer pass {window} positions: one too many."
     if answer != k:
         return (
-            f"Add examples while `prompt_tokens(...) + {MAX_NEW_TOKENS} <= "
+            f"Add examples while `prompt_tokens(...) + {room} <= "
             f"config.max_position_embeddings` ({window}) holds, and keep the last k that fitted."
         )
 
