@@ -205,3 +205,4 @@ def _03_3(answer):
 
 
 import ftcourse.exercises_06  # noqa: E402, F401  (notebook 06's checkers)
+from ftcourse import exercises_01_02  # noqa: E402, F401  (notebooks 01 and 02)
