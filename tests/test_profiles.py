@@ -64,3 +64,10 @@ def test_missing_local_model_says_how_to_make_it(monkeypatch, tmp_path):
     monkeypatch.setattr("ftcourse.profiles.REPO_ROOT", tmp_path)
     with pytest.raises(CourseError, match="make_base_model"):
         ensure_available(get_profile("cpu-tiny"))
+
+
+def test_fast_switch_scores_fewer_examples(monkeypatch):
+    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
+    monkeypatch.setenv("FTCOURSE_FAST", "1")
+    fast = choose_profile(hw=CPU)
+    assert fast.eval_samples == 30 and fast.max_steps == PROFILES["cpu-tiny"].max_steps
