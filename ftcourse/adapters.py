@@ -366,17 +366,19 @@ def adapter_switcher(model, tokenizer, prompt: str = "", max_new_tokens: int = 9
     )
 
 
-def side_by_side(prompts: list[str], answers: dict[str, list[str]], passed=None) -> str:
-    """An HTML table: one row per prompt, one column per model, ✓/✗ when `passed` is given."""
+def side_by_side(prompts: list[str], answers: dict[str, list[str]], marks=None) -> str:
+    """An HTML table: one row per prompt, one column per model; `marks` prefixes each answer.
+
+    `marks` maps a model name to one short string per prompt (e.g. "✓" or "✗"), or is None.
+    """
     head = "".join(f"<th>{escape(name)}</th>" for name in answers)
     rows = []
     for i, prompt in enumerate(prompts):
         cells = []
         for name, texts in answers.items():
-            mark = ""
-            if passed is not None and passed.get(name) is not None:
-                mark = "✓ " if passed[name][i] else "✗ "
-            cells.append(f"<td><pre>{mark}{escape(texts[i])}</pre></td>")
+            mark = (marks or {}).get(name)
+            prefix = f"<b>{escape(mark[i])}</b>\n" if mark else ""
+            cells.append(f"<td><pre>{prefix}{escape(texts[i])}</pre></td>")
         rows.append(f"<tr><td><pre>{escape(prompt)}</pre></td>{''.join(cells)}</tr>")
     style = "<style>.ftc-sbs td,.ftc-sbs th{text-align:left;vertical-align:top}</style>"
     return f'{style}<table class="ftc-sbs"><tr><th>prompt</th>{head}</tr>{"".join(rows)}</table>'

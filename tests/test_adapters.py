@@ -28,6 +28,7 @@ from ftcourse.adapters import (
     format_bytes,
     is_complete,
     load_adapter,
+    side_by_side,
     token_latency,
     using_adapter,
     weights_bytes,
@@ -302,3 +303,12 @@ def test_token_latency_interleaves_and_counts_runs():
     times = token_latency({"a": model, "b": model}, tokenizer, "hi", new_tokens=4, runs=3)
     assert set(times) == {"a", "b"} and all(len(t) == 3 for t in times.values())
     assert all(0 < t < 1 for ts in times.values() for t in ts)
+
+
+def test_side_by_side_escapes_and_marks():
+    html = side_by_side(
+        ["fix <this>"], {"base": ["x < y"], "bugfix": ["def f(): pass"]}, {"bugfix": ["✓ fixed"]}
+    )
+    assert "fix &lt;this&gt;" in html and "x &lt; y" in html, "answers are escaped, not HTML"
+    assert html.count("<tr>") == 2 and html.count("<th>") == 3
+    assert "<b>✓ fixed</b>" in html and html.count("<b>") == 1
