@@ -377,7 +377,7 @@ def side_by_side(prompts: list[str], answers: dict[str, list[str]], marks=None) 
         cells = []
         for name, texts in answers.items():
             mark = (marks or {}).get(name)
-            prefix = f"<b>{escape(mark[i])}</b>\n" if mark else ""
+            prefix = f"<b>{escape(_mark_text(mark[i]))}</b>\n" if mark else ""
             cells.append(f"<td><pre>{prefix}{escape(texts[i])}</pre></td>")
         rows.append(f"<tr><td><pre>{escape(prompt)}</pre></td>{''.join(cells)}</tr>")
     style = "<style>.ftc-sbs td,.ftc-sbs th{text-align:left;vertical-align:top}</style>"
@@ -456,3 +456,8 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
+
+
+def _mark_text(mark) -> str:
+    """A pass/fail mark as text: booleans become a tick or a cross."""
+    return {True: "✓", False: "✗"}.get(mark, str(mark)) if isinstance(mark, bool) else str(mark)
