@@ -312,3 +312,4 @@ def test_side_by_side_escapes_and_marks():
     assert "fix &lt;this&gt;" in html and "x &lt; y" in html, "answers are escaped, not HTML"
     assert html.count("<tr>") == 2 and html.count("<th>") == 3
     assert "<b>✓ fixed</b>" in html and html.count("<b>") == 1
+    assert "<b>✗</b>" in side_by_side(["p"], {"base": ["a"]}, {"base": [False]}), "booleans too"
