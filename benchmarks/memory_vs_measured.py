@@ -24,18 +24,16 @@ import warnings
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ftcourse import memory
+from ftcourse.configs import tiny_llama_config
 
 # A Llama small enough for a CPU test: GQA, untied embeddings (the base model's are tied).
-TINY = dict(
+TINY = tiny_llama_config(
     vocab_size=512,
     hidden_size=64,
     intermediate_size=192,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
     max_position_embeddings=128,
     tie_word_embeddings=False,
 )
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing`: theirs, and harmless
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
-    config = LlamaConfig(**TINY) if args.cpu_test else memory.as_config(args.model)
+    config = TINY if args.cpu_test else memory.as_config(args.model)
     torch.manual_seed(0)
     print(
         f"{args.model if not args.cpu_test else 'tiny Llama'} on {args.device}, "

@@ -43,3 +43,23 @@ def load_config(name: str):
             "or add its config.json to data/configs/ with its source in the README there."
         )
     return AutoConfig.from_pretrained(path)
+
+
+def tiny_llama_config(**overrides):
+    """A few-thousand-parameter Llama config (GQA: 4 query heads, 2 key/value heads) for quick checks.
+
+    Tests, exercises and the benchmarks' CPU modes build throwaway models from it; pass overrides
+    for the sizes a check needs (e.g. `vocab_size=512, hidden_size=64`).
+    """
+    from transformers import LlamaConfig
+
+    values = dict(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaConfig(**{**values, **overrides})

@@ -172,19 +172,13 @@ def _03_3(answer):
 
     import torch
     from torch import nn
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
+    from ftcourse.configs import tiny_llama_config
     from ftcourse.lora import LoRALinear, apply_lora, lora_layers
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
+    config = tiny_llama_config()
     model = AutoModelForCausalLM.from_config(config).eval()
     model = apply_lora(model, ["q_proj", "v_proj", "down_proj"], r=4, lora_alpha=8)
     for layer in lora_layers(model).values():
@@ -217,16 +211,11 @@ def _05_1(answer):
     import tempfile
 
     from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    tiny = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
+    from ftcourse.configs import tiny_llama_config
+
+    tiny = tiny_llama_config(num_hidden_layers=1)
     config = LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")
     with tempfile.TemporaryDirectory() as tmp:
         get_peft_model(LlamaForCausalLM(tiny), config).save_pretrained(tmp)

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from ftcourse import CourseError
 from ftcourse.adapters import (
@@ -33,6 +33,7 @@ from ftcourse.adapters import (
     using_adapter,
     weights_bytes,
 )
+from ftcourse.configs import tiny_llama_config
 from ftcourse.paths import BASE_MODEL_DIR
 from ftcourse.profiles import PROFILES
 
@@ -53,14 +54,11 @@ def no_network(monkeypatch):
 
 def tiny_llama(hidden: int = 32, vocab: int = 128, layers: int = 2, seed: int = 0):
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = tiny_llama_config(
         hidden_size=hidden,
         intermediate_size=2 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         vocab_size=vocab,
-        max_position_embeddings=64,
         bos_token_id=0,
         eos_token_id=1,
         pad_token_id=2,

@@ -22,6 +22,7 @@ from ftcourse.data import (
 )
 from ftcourse.paths import BASE_MODEL_DIR, DATA_DIR, REPO_ROOT
 from ftcourse.profiles import PROFILES
+from ftcourse.sandbox import run_tests
 
 TASKS = {  # name: (minimum train, minimum test, the keys every record has)
     "polite": (1000, 200, ["instruction", "input", "output"]),
@@ -109,21 +110,16 @@ def test_polite_answers_pass_the_score_and_requests_fail_it():
         assert not polite_score(r["input"], r["input"]), r
 
 
-def run_tests(code: str, tests: list[str]) -> bool:
-    namespace: dict = {}
-    try:
-        exec(code, namespace)
-        for test in tests:
-            exec(test, namespace)
-    except Exception:
-        return False
-    return True
-
-
 def test_bugfix_tests_pass_on_the_fix_and_fail_on_the_bug():
-    for r in load("bugfix", "train") + load("bugfix", "test"):
-        assert run_tests(r["output"], r["tests"]), r["output"]
-        assert not run_tests(r["input"], r["tests"]), r["input"]
+    records = load("bugfix", "train") + load("bugfix", "test")
+    # every record in-process; a sample through the evaluator's sandbox, which scores the models
+    passes = generator().passes
+    for r in records:
+        assert passes(r["output"], r["tests"]), r["output"]
+        assert not passes(r["input"], r["tests"]), r["input"]
+    for r in records[::150]:
+        assert run_tests(r["output"], r["tests"]).passed, r["output"]
+        assert not run_tests(r["input"], r["tests"]).passed, r["input"]
         assert ast.parse(r["output"]).body[0].name == r["entry_point"]
         assert 2 <= len(r["output"].splitlines()) <= 6
         diff = [

@@ -6,10 +6,10 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoModelForCausalLM
 
 from ftcourse import CourseError
-from ftcourse.configs import load_config
+from ftcourse.configs import load_config, tiny_llama_config
 from ftcourse.lora import (
     LoRALinear,
     adapter_bytes,
@@ -31,15 +31,7 @@ pytestmark = pytest.mark.filterwarnings(
 def tiny_llama(seed: int = 0) -> nn.Module:
     """A seeded 2-layer Llama with grouped-query attention (k/v narrower than q)."""
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=96,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
+    config = tiny_llama_config(vocab_size=96, max_position_embeddings=32)
     return AutoModelForCausalLM.from_config(config).eval()
 
 

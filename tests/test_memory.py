@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ftcourse import CourseError, memory
+from ftcourse.configs import tiny_llama_config
 from ftcourse.lora import count_parameters
 from ftcourse.profiles import ALL_LINEAR, PROFILES
 
@@ -198,15 +199,7 @@ def test_estimate_within_10_percent_of_a_real_step_on_the_base_model(method):
     assert est.logits == measured.logits
 
 
-TINY = LlamaConfig(
-    vocab_size=512,
-    hidden_size=64,
-    intermediate_size=192,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-)
+TINY = tiny_llama_config(vocab_size=512, hidden_size=64, intermediate_size=192)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from ftcourse import CourseError
+from ftcourse.configs import tiny_llama_config
 from ftcourse.paths import BASE_MODEL_DIR
 from ftcourse.strategies import (
     Retriever,
@@ -152,12 +153,7 @@ def test_as_records_hands_evaluate_exactly_the_strategy_prompt():
 
 def tiny_model(vocab: int):
     torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+    config = tiny_llama_config(
         vocab_size=vocab,
         max_position_embeddings=512,
         bos_token_id=0,
