@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 
 from ftcourse import CourseError
 from ftcourse.profiles import get_profile
-from ftcourse.train import RunConfig, bnb_config, sft_config, train
+from ftcourse.train import RunConfig, bnb_config, match_adapter_dtype, sft_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"max_steps": 8, "batch_size": 4, "learning_rate": 4e-3, "lora_dropout": 0.0}
@@ -46,6 +46,17 @@ def test_qlora_training_lowers_the_loss_and_saves_an_adapter(tmp_path):
     assert losses[-1] < losses[0], losses
     assert (result.output_dir / "adapter_model.safetensors").is_file()
     assert (result.output_dir / "adapter_config.json").is_file()
+    # trl casts QLoRA adapters to bf16; on an fp32 profile the course casts them back (speed)
+    trainable = [p for p in result.model.parameters() if p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+
+
+def test_match_adapter_dtype_keeps_bf16_only_for_bf16_profiles():
+    layer = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    assert match_adapter_dtype(layer, get_profile("gpu-24gb")) == 0
+    assert layer.weight.dtype == torch.bfloat16
+    assert match_adapter_dtype(layer, get_profile("t4")) == 2
+    assert layer.weight.dtype == torch.float32
 
 
 class StopAt(TrainerCallback):
