@@ -18,6 +18,8 @@ import json
 import math
 import os
 import platform
+import random
+import re
 import shlex
 import sys
 import sysconfig
@@ -40,6 +42,8 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
+
+from ftcourse.evaluate import copy_probe
 
 BOS, EOS, PAD = "<|begin|>", "<|end|>", "<|pad|>"
 ROLES = ("system", "user", "assistant")
@@ -77,6 +81,7 @@ EXCLUDED_DIRS = {
 MAX_FILE_BYTES = 200_000
 HELDOUT_EVERY = 50  # ~2% of files, chosen by a hash of the path so the split never shifts
 EVAL_WINDOWS = 256  # held-out windows for the final and random-init losses
+CORPUS_VERSION = 2  # 2: rename exercises added to the docstring chats
 SYSTEM_PROMPT = "You are a helpful Python assistant."
 SAMPLE_PROMPTS = ["def is_prime(n):\n", "import os\n\n\ndef ", "The following function returns"]
 SAMPLE_CHAT = [{"role": "user", "content": "Write the Python function `add(a, b)`."}]
@@ -87,7 +92,7 @@ class Recipe:
     """Everything that defines a run; saved in checkpoints so a resume can check it matches."""
 
     seed: int = 1234
-    steps: int = 1000
+    steps: int = 2600
     batch_size: int = 8
     seq_len: int = 256
     lr: float = 2e-3
@@ -100,6 +105,8 @@ class Recipe:
     heads: int = 8
     kv_heads: int = 2
     max_files: int = 0  # 0 = all files
+    repeat_share: float = 0.0  # share of each batch made of repeated spans (see get_batch)
+    init_from: str = ""  # continue from an exported model (a second stage) instead of random init
 
 
 # ---------------------------------------------------------------- corpus
@@ -134,17 +141,24 @@ def read_source(path: Path) -> str:
 
 
 def docstring_chats(source: str) -> list[list[dict[str, str]]]:
-    """Chat examples mined from docstrings, alternating docstring -> function and back.
+    """Chat examples mined from docstrings, cycling through three kinds of exercise.
 
     They teach the base model the role markers and to end an assistant turn with EOS, so LoRA
-    fine-tuning starts from a model that already knows the chat format. Alternating (not both
-    per function) keeps the duplicated code to a small share of the corpus.
+    fine-tuning starts from a model that already knows the chat format:
+
+    - docstring -> function (the answer repeats the name and arguments given in the question);
+    - function without its docstring -> its summary;
+    - rename a short function to a made-up name -> the renamed function. Copying text from the
+      question with one edit is the skill the course's tasks build on; made-up names (two random
+      words from the file's docstrings) mean it cannot be done by memorising stdlib code.
     """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
     lines = source.splitlines(keepends=True)  # ast.get_source_segment re-splits: quadratic
+    words = sorted(set(re.findall(r"\b[a-z]{3,9}\b", " ".join(_docstrings(tree)))))
+    rng = random.Random(len(source))  # deterministic per file
     chats = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -154,13 +168,18 @@ def docstring_chats(source: str) -> list[list[dict[str, str]]]:
         if not doc or len(code) > 1500:
             continue
         summary = doc.strip().split("\n\n")[0]
-        if len(chats) % 2:  # the code without its docstring, so the answer is not a copy
-            doc_node = node.body[0]
-            body = (
-                lines[node.lineno - 1 : doc_node.lineno - 1]
-                + lines[doc_node.end_lineno : node.end_lineno]
-            )
-            bare = textwrap.dedent("".join(body)).rstrip()
+        doc_node = node.body[0]
+        body = (
+            lines[node.lineno - 1 : doc_node.lineno - 1]
+            + lines[doc_node.end_lineno : node.end_lineno]
+        )
+        bare = textwrap.dedent("".join(body)).rstrip()  # the code without its docstring
+        kind = len(chats) % 3
+        if kind == 2 and len(bare) <= 600 and len(words) >= 2 and not node.name.startswith("__"):
+            new_name = "_".join(rng.sample(words, 2))
+            renamed = re.sub(rf"\b{re.escape(node.name)}\b", new_name, bare)
+            question, answer = f"Rename `{node.name}` to `{new_name}`:\n\n{bare}", renamed
+        elif kind == 1:
             question, answer = f"What does this function do?\n\n{bare}", summary
         else:
             question = (
@@ -173,6 +192,12 @@ def docstring_chats(source: str) -> list[list[dict[str, str]]]:
             + [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         )
     return chats
+
+
+def _docstrings(tree: ast.AST) -> list[str]:
+    """Every docstring in a parsed module."""
+    kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    return [d for n in ast.walk(tree) if isinstance(n, kinds) and (d := ast.get_docstring(n))]
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -218,6 +243,7 @@ def build_corpus(recipe: Recipe, work_dir: Path) -> tuple[PreTrainedTokenizerFas
     """Tokenizer and token streams, cached in the work dir so a resumed run skips this step."""
     cache = work_dir / "corpus"
     key = {"max_files": recipe.max_files, "vocab_size": recipe.vocab_size, "python": sys.version}
+    key["corpus"] = CORPUS_VERSION  # bump when the corpus recipe changes
     if (cache / "key.json").exists() and json.loads((cache / "key.json").read_text()) == key:
         return AutoTokenizer.from_pretrained(cache), torch.load(cache / "streams.pt")
     train_files, heldout_files = split_files(stdlib_files(recipe.max_files))
@@ -266,10 +292,25 @@ def make_model(recipe: Recipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCa
 
 
 def get_batch(stream: torch.Tensor, recipe: Recipe, step: int) -> torch.Tensor:
-    """Random windows of the stream; seeded by step, so a resumed run sees the same batches."""
+    """Random windows of the stream; seeded by step, so a resumed run sees the same batches.
+
+    A `repeat_share` of the rows are repeats instead: one short span, written again and again
+    to fill the row (half of them stdlib text, half random tokens). Predicting the second copy
+    needs attention that looks up what followed the same token earlier ("induction heads"), the
+    copying that the course's tasks rely on; plain stdlib text teaches it only slowly.
+    """
     gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
     starts = torch.randint(len(stream) - recipe.seq_len, (recipe.batch_size,), generator=gen)
-    return torch.stack([stream[s : s + recipe.seq_len] for s in starts.tolist()]).long()
+    rows = [stream[s : s + recipe.seq_len].long() for s in starts.tolist()]
+    n_repeat = round(recipe.repeat_share * recipe.batch_size)
+    for i in range(n_repeat):
+        length = int(torch.randint(8, 65, (1,), generator=gen))
+        if i % 2:  # random tokens: copying is the only way to predict them
+            span = torch.randint(len(SPECIAL_TOKENS), recipe.vocab_size, (length,), generator=gen)
+        else:
+            span = rows[i][:length]
+        rows[i] = span.repeat(recipe.seq_len // length + 1)[: recipe.seq_len]
+    return torch.stack(rows)
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -407,7 +448,29 @@ def model_card(recipe: Recipe, model: LlamaForCausalLM, tokenizer, streams: dict
         for p, c in run["samples"]
     )
     rand, final = run["random_init_loss"], run["final_loss"]
+    history, earlier = run["history"], run["earlier"]
+    start_row = (
+        f"| start of this stage | {earlier['loss']:.3f} | {math.exp(earlier['loss']):,.1f} |\n"
+        if "loss" in earlier
+        else ""
+    )
+    stage = (
+        f"- This is stage {len(history['commands'])}: it continued from `{recipe.init_from}`, which had "
+        f"seen {earlier['tokens_seen']:,} tokens in {earlier['elapsed_s'] / 60:.1f} min.\n"
+        if recipe.init_from
+        else ""
+    )
+    repeats = (
+        f"- {recipe.repeat_share:.0%} of each batch were repeated spans (half stdlib text, half "
+        "random tokens) to teach copying; see `get_batch` in the script.\n"
+        if recipe.repeat_share
+        else ""
+    )
+    commands = "\n".join(history["commands"])
     seen, n_train = run["tokens_seen"], len(streams["train"])
+    probes = "\n".join(
+        f"| {name} | {p.first:.2f} | {p.second:.2f} |" for name, p in run["copy_probe"].items()
+    )
     special = ", ".join(f"`{t}` = {tokenizer.convert_tokens_to_ids(t)}" for t in SPECIAL_TOKENS)
     return f"""# ftcourse base model
 
@@ -441,8 +504,10 @@ this model is a derivative of it and is shared under the same terms.
 
 ## Training
 
-- {run["step"]:,} steps of {recipe.batch_size} x {recipe.seq_len} tokens: **{seen:,} tokens seen**
-  ({seen / n_train:.2f} passes over {n_train:,} training tokens).
+{stage}- {run["step"]:,} steps of {recipe.batch_size} x {recipe.seq_len} tokens: {seen:,} tokens seen
+  ({seen / n_train:.2f} passes over {n_train:,} training tokens); **{history["tokens_seen"]:,} tokens
+  in all**, in **{history["elapsed_s"] / 60:.1f} min** of training.
+{repeats}
 - AdamW (betas 0.9/0.95, weight decay {recipe.weight_decay}), peak learning rate {recipe.lr},
   {recipe.warmup} warmup steps, cosine decay to {recipe.min_lr_ratio:g}x, gradient clipping 1.0,
   seed {recipe.seed}.
@@ -454,9 +519,19 @@ this model is a derivative of it and is shared under the same terms.
 | model | held-out loss | perplexity |
 |---|---|---|
 | random init | {rand:.3f} | {math.exp(rand):,.1f} |
-| this model | {final:.3f} | {math.exp(final):,.1f} |
+{start_row}| this model | {final:.3f} | {math.exp(final):,.1f} |
 
 Measured on {run["heldout_tokens"]:,} tokens of the held-out files.
+
+## Can it copy?
+
+The course's tasks copy names and code from the question into the answer, which needs induction
+heads. `ftcourse.evaluate.copy_probe` measures the loss on 40 random tokens, then on the same 40
+tokens repeated; a model that copies finds the repeat far easier.
+
+| model | loss, first time | loss, repeated |
+|---|---|---|
+{probes}
 
 ## Sample generations (greedy)
 
@@ -465,7 +540,7 @@ Measured on {run["heldout_tokens"]:,} tokens of the held-out files.
 ## Reproduce
 
 ```bash
-{run["command"]}
+{commands}
 ```
 
 Load it with `AutoModelForCausalLM.from_pretrained("data/base-model")` and
@@ -487,6 +562,7 @@ def export(recipe: Recipe, model, tokenizer, streams: dict, run: dict, out: Path
         tokenizer.init_kwargs.pop(key, None)
     tokenizer.save_pretrained(out)
     (out / "README.md").write_text(model_card(recipe, model, tokenizer, streams, run))
+    (out / "training.json").write_text(json.dumps(run["history"], indent=1) + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Recipe, argparse.Namespace]:
@@ -515,18 +591,38 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     # The same seed gives the same initial weights: the baseline the training has to beat.
     random_init = heldout_loss(model, streams["heldout"], recipe.seq_len, EVAL_WINDOWS)
+    probes = {"random init": copy_probe(model)}
+    earlier = {"commands": [], "tokens_seen": 0, "elapsed_s": 0.0}
+    if recipe.init_from:  # a second stage: start from an exported model with the same tokenizer
+        if AutoTokenizer.from_pretrained(recipe.init_from).get_vocab() != tokenizer.get_vocab():
+            raise SystemExit(f"{recipe.init_from} was made with another tokenizer")
+        start = LlamaForCausalLM.from_pretrained(recipe.init_from, dtype=torch.float32)
+        model.load_state_dict(start.state_dict())
+        earlier = json.loads((Path(recipe.init_from) / "training.json").read_text())
+        earlier["loss"] = heldout_loss(model, streams["heldout"], recipe.seq_len, EVAL_WINDOWS)
+        probes["start of this stage"] = copy_probe(model)
+        print(f"starting from {recipe.init_from}: held-out loss {earlier['loss']:.3f}")
     run = train(recipe, model, streams, args.work_dir, args.ckpt_every)
+    run["earlier"] = earlier
     run["random_init_loss"] = random_init
     run["final_loss"] = heldout_loss(model, streams["heldout"], recipe.seq_len, EVAL_WINDOWS)
     run["heldout_tokens"] = (
         min(EVAL_WINDOWS, len(streams["heldout"]) // recipe.seq_len) * recipe.seq_len
     )
     run["samples"] = sample_generations(model, tokenizer)
+    model.eval()
+    run["copy_probe"] = probes | {"this model": copy_probe(model)}
     flags = sys.argv[1:] if argv is None else argv
     run["command"] = shlex.join(["python", "scripts/make_base_model.py", *flags])
+    run["history"] = {
+        "commands": [*earlier["commands"], run["command"]],
+        "tokens_seen": earlier["tokens_seen"] + run["tokens_seen"],
+        "elapsed_s": earlier["elapsed_s"] + run["elapsed_s"],
+    }
     export(recipe, model, tokenizer, streams, run, args.out)
     ppl, random_ppl = math.exp(run["final_loss"]), math.exp(run["random_init_loss"])
     print(f"held-out ppl {ppl:.1f} (random init {random_ppl:.1f})")
+    print(f"copy probe: {run['copy_probe']['this model']}")
     print(f"saved to {args.out}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -175,3 +176,20 @@ def test_script_tiny_run_and_resume(tmp_path, capsys):
     assert "held-out" in (tmp_path / "out" / "README.md").read_text()
     script.main(argv)  # a re-run resumes from the finished checkpoint instead of retraining
     assert "resuming from step 3" in capsys.readouterr().out
+    # a second stage continues from the export, with repeated spans mixed into every batch
+    stage2 = ["--out", str(tmp_path / "out2"), "--work-dir", str(tmp_path / "work2")]
+    stage2 += argv[4:] + ["--init-from", str(tmp_path / "out"), "--repeat-share", "0.5"]
+    script.main(stage2)
+    card = (tmp_path / "out2" / "README.md").read_text()
+    assert "stage 2" in card and "start of this stage" in card and "repeated spans" in card
+    history = json.loads((tmp_path / "out2" / "training.json").read_text())
+    assert len(history["commands"]) == 2 and history["tokens_seen"] == 2 * 3 * 2 * 32
+
+
+def test_repeat_rows_repeat_a_span():
+    script = load_script()
+    recipe = script.Recipe(batch_size=4, seq_len=128, repeat_share=0.5, vocab_size=300)
+    batch = script.get_batch(torch.arange(5000) % 300, recipe, step=7)
+    for row in batch[:2]:  # the first rows are repeats: some period p <= 64 fits the whole row
+        assert any(torch.equal(row[p:], row[:-p]) for p in range(8, 65))
+    assert torch.equal(batch, script.get_batch(torch.arange(5000) % 300, recipe, step=7))

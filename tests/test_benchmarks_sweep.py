@@ -1,0 +1,48 @@
+"""benchmarks/sweep.py: the points it plans, and one real (two-step) point end to end."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    spec = importlib.util.spec_from_file_location("sweep", ROOT / "benchmarks" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sweep"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_points_vary_one_knob_each(sweep):
+    runs = sweep.points(["r", "lr", "alpha_ratio", "methods"], lr=4e-3)
+    assert len(runs) == sum(map(len, sweep.SWEEPS.values())) + 3
+    for run in runs:
+        changed = {
+            k
+            for k in ("r", "lr", "alpha_ratio")
+            if run[k] != {"r": 16, "lr": 4e-3, "alpha_ratio": 2.0}[k]
+        }
+        assert changed <= {run["sweep"]} | ({"lr"} if run["method"] == "full" else set())
+    assert {r["method"] for r in runs if r["sweep"] == "methods"} == {"qlora", "lora", "full"}
+
+
+def test_one_real_point_tables_chart_and_docs(sweep, tmp_path):
+    point = {"method": "qlora", "r": 4, "alpha_ratio": 2.0, "lr": 4e-3, "sweep": "r"}
+    result = sweep.run_point(point, "polite", steps=2, eval_samples=2)
+    assert result["trainable_params"] > 0 and 0 <= result["accuracy"] <= 1
+    # AdamW: two fp32 moments per trainable weight, plus one step counter per tensor
+    assert 0 <= result["optimizer_bytes"] - 8 * result["trainable_params"] <= 4 * 64
+    methods = {**result, "sweep": "methods"}
+    text = sweep.tables([result, methods])
+    assert "| 4 |" in text and "| qlora |" in text
+    sweep.chart([result], tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"before\n{sweep.DOC_START}\nold\n{sweep.DOC_END}\nafter\n")
+    sweep.update_docs(doc, [result], "sweep.png")
+    assert "old" not in doc.read_text() and "after" in doc.read_text()
