@@ -158,7 +158,7 @@ def tables(results: list[dict]) -> str:
             parts.append("|---:|---:|---:|---:|")
             parts += [
                 f"| {r[knob]:g} | {r['accuracy']:.0%} | {r['stop_rate']:.0%} | "
-                f"{r['final_train_loss']:.3f} |"
+                f"{_loss(r['final_train_loss'])} |"
                 for r in rows
             ]
             parts.append("")
@@ -177,6 +177,11 @@ def tables(results: list[dict]) -> str:
                 f"{r['train_seconds']:.0f} | {r['accuracy']:.0%} |"
             )
     return "\n".join(parts)
+
+
+def _loss(value: float | None) -> str:
+    """A logged loss, or n/a for a run too short to log one."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def update_docs(doc: Path, results: list[dict], chart_name: str) -> None:
@@ -228,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     chart(results, args.out / "sweep.png")
     print(tables(results))
     if args.update_docs:
-        shutil.copy(args.out / "sweep.png", args.update_docs.parent / "sweep.png")
+        for name in ("sweep.png", "sweep.json"):  # notebook 04 shows them
+            shutil.copy(args.out / name, args.update_docs.parent / name)
         update_docs(args.update_docs, results, "sweep.png")
         print(f"updated {args.update_docs}")
 

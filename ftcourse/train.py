@@ -174,6 +174,7 @@ def train(run: RunConfig) -> TrainResult:
 def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     """`train`, with Trainer callbacks (e.g. to stop early or record timings)."""
     from peft import get_peft_model
+    from transformers import set_seed
     from trl import SFTTrainer
 
     from ftcourse.data import load_task
@@ -181,6 +182,7 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     profile = choose_profile(run.profile).with_overrides(**run.profile_overrides)
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
+        set_seed(run.sft.get("seed", 0))  # the adapter's random init: same config, same run
         model = get_peft_model(model, lora_config(profile, **run.lora))
     train_ds = load_task(run.task, "train")
     if run.train_samples:

@@ -4,7 +4,16 @@ Offline, no Hub model can be downloaded, so the course makes its own: a byte-lev
 and a small Llama (grouped-query attention, like Llama-3) trained on the stdlib's source files.
 The run is seeded and resumable: it checkpoints to --work-dir and picks up from there when re-run.
 
-    python scripts/make_base_model.py          # the real recipe: under an hour on 2 CPU cores
+The real recipe has two stages (about an hour on 2 CPU cores, minutes on a GPU; `make base-model`):
+
+    python scripts/make_base_model.py --out build/base-model-stage1             # ~40 min: Python
+    python scripts/make_base_model.py --init-from build/base-model-stage1 --steps 1200 --lr 1e-3 \\
+        --warmup 50 --repeat-share 0.75 --out data/base-model                     # ~16 min: copying
+
+Stage 1 alone reaches a good perplexity but cannot copy from its context (measured in the model
+card), and the course's tasks need copying; stage 2 mixes repeated spans into every batch until it
+can. A tiny smoke run:
+
     python scripts/make_base_model.py --steps 5 --max-files 20 --layers 1 --hidden 64 \\
         --vocab-size 320 --seq-len 32 --batch-size 2 --out /tmp/tiny --work-dir /tmp/tiny-work
 """
@@ -294,22 +303,30 @@ def make_model(recipe: Recipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCa
 def get_batch(stream: torch.Tensor, recipe: Recipe, step: int) -> torch.Tensor:
     """Random windows of the stream; seeded by step, so a resumed run sees the same batches.
 
-    A `repeat_share` of the rows are repeats instead: one short span, written again and again
-    to fill the row (half of them stdlib text, half random tokens). Predicting the second copy
-    needs attention that looks up what followed the same token earlier ("induction heads"), the
-    copying that the course's tasks rely on; plain stdlib text teaches it only slowly.
+    A `repeat_share` of the rows carry a short span three times at random places in their text
+    (half of the spans are stdlib text, half random tokens). Predicting a later copy needs attention
+    that looks up what followed the same token earlier ("induction heads"), the copying that the
+    course's tasks rely on; plain stdlib text teaches it only slowly. The copies sit inside normal
+    text, so the model learns to copy and then carry on, not to loop.
     """
     gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
     starts = torch.randint(len(stream) - recipe.seq_len, (recipe.batch_size,), generator=gen)
     rows = [stream[s : s + recipe.seq_len].long() for s in starts.tolist()]
     n_repeat = round(recipe.repeat_share * recipe.batch_size)
     for i in range(n_repeat):
-        length = int(torch.randint(8, 65, (1,), generator=gen))
+        length = int(torch.randint(8, min(65, recipe.seq_len // 3 + 1), (1,), generator=gen))
         if i % 2:  # random tokens: copying is the only way to predict them
             span = torch.randint(len(SPECIAL_TOKENS), recipe.vocab_size, (length,), generator=gen)
         else:
-            span = rows[i][:length]
-        rows[i] = span.repeat(recipe.seq_len // length + 1)[: recipe.seq_len]
+            span = rows[i][:length].clone()
+        # three non-overlapping slots: split the free room into four random gaps
+        room = recipe.seq_len - 3 * length
+        cuts = sorted(torch.randint(0, room + 1, (3,), generator=gen).tolist())
+        row = rows[i].clone()
+        for k, cut in enumerate(cuts):
+            start = cut + k * length
+            row[start : start + length] = span
+        rows[i] = row
     return torch.stack(rows)
 
 
@@ -507,8 +524,7 @@ this model is a derivative of it and is shared under the same terms.
 {stage}- {run["step"]:,} steps of {recipe.batch_size} x {recipe.seq_len} tokens: {seen:,} tokens seen
   ({seen / n_train:.2f} passes over {n_train:,} training tokens); **{history["tokens_seen"]:,} tokens
   in all**, in **{history["elapsed_s"] / 60:.1f} min** of training.
-{repeats}
-- AdamW (betas 0.9/0.95, weight decay {recipe.weight_decay}), peak learning rate {recipe.lr},
+{repeats}- AdamW (betas 0.9/0.95, weight decay {recipe.weight_decay}), peak learning rate {recipe.lr},
   {recipe.warmup} warmup steps, cosine decay to {recipe.min_lr_ratio:g}x, gradient clipping 1.0,
   seed {recipe.seed}.
 - Wall time: **{run["elapsed_s"] / 60:.1f} min** of training on {hardware()}

@@ -104,7 +104,8 @@ def main() -> int:
         print(f"running {path.relative_to(ROOT)} ...", flush=True)
         nb, seconds, peak = run_one(path, args.timeout)
         name = path.name if path.parent.name == "notebooks" else f"solutions/{path.name}"
-        nbformat.write(nb, BUILD / "notebooks" / path.name)
+        (BUILD / "notebooks" / name).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, BUILD / "notebooks" / name)  # solutions in their own folder
         if not args.no_html:
             write_html(nb, BUILD / "html" / path.with_suffix(".html").name)
         rows.append({"notebook": name, "seconds": round(seconds, 1), "peak_mb": round(peak)})

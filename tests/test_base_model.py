@@ -15,9 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "data" / "base-model"
 SCRIPT = ROOT / "scripts" / "make_base_model.py"
-# The committed model scores 18.8 on this sample (random init: ~4,300, about the vocabulary size);
+# The committed model scores 8.7 on this sample (random init: ~4,300, about the vocabulary size);
 # the bound leaves margin for another Python version's stdlib and for CPU numerics.
-MAX_HELDOUT_PPL = 30.0
+MAX_HELDOUT_PPL = 15.0
 
 CODE = 'def add(a, b):\n    """Return the sum."""\n    return a + b\n\n\nclass Stack:\n    pass\n'
 ENGLISH = "Hello, world! Could you please   send me the report?\n\tThanks -- é, ü, 日本.\n"
@@ -186,10 +186,26 @@ def test_script_tiny_run_and_resume(tmp_path, capsys):
     assert len(history["commands"]) == 2 and history["tokens_seen"] == 2 * 3 * 2 * 32
 
 
-def test_repeat_rows_repeat_a_span():
+def test_repeat_rows_carry_one_span_three_times():
     script = load_script()
     recipe = script.Recipe(batch_size=4, seq_len=128, repeat_share=0.5, vocab_size=300)
-    batch = script.get_batch(torch.arange(5000) % 300, recipe, step=7)
-    for row in batch[:2]:  # the first rows are repeats: some period p <= 64 fits the whole row
-        assert any(torch.equal(row[p:], row[:-p]) for p in range(8, 65))
-    assert torch.equal(batch, script.get_batch(torch.arange(5000) % 300, recipe, step=7))
+    stream = torch.arange(5000) % 300
+    batch = script.get_batch(stream, recipe, step=7)
+
+    def count(row, span):
+        return sum(
+            torch.equal(row[j : j + len(span)], span) for j in range(len(row) - len(span) + 1)
+        )
+
+    for row in batch[:2]:  # the repeat rows: some span of 8+ tokens occurs three times
+        assert any(count(row, row[j : j + 8]) >= 3 for j in range(len(row) - 8))
+    for row in batch[2:]:  # plain rows are windows of the stream
+        assert torch.equal(row[1:] - row[:-1], torch.ones(127, dtype=row.dtype)) or 299 in row
+    assert torch.equal(batch, script.get_batch(stream, recipe, step=7))
+
+
+def test_base_model_copies_from_its_context(model):
+    from ftcourse.evaluate import copy_probe
+
+    probe = copy_probe(model.eval())  # measured 8.87 -> 0.71; the course's tasks need this
+    assert probe.copies, probe
