@@ -648,12 +648,9 @@ def write_outputs(
 
 def update_docs(docs: Path, table: str) -> None:
     """Replace what stands between the ladder markers in `docs` with `table`."""
-    text = docs.read_text()
-    if DOCS_START not in text or DOCS_END not in text:
-        raise CourseError(f"{docs} has no {DOCS_START} ... {DOCS_END} block to fill.")
-    before, rest = text.split(DOCS_START, 1)
-    after = rest.split(DOCS_END, 1)[1]
-    docs.write_text(f"{before}{DOCS_START}\n{table}{DOCS_END}{after}")
+    from ftcourse.docblocks import replace_block
+
+    replace_block(docs, "ladder", table)
 
 
 # ---------------------------------------------------------------- recommendations (estimates)

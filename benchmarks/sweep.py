@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import shutil
 import subprocess
@@ -35,7 +34,6 @@ SWEEPS = {
 }
 METHODS = ("qlora", "lora", "full")
 FULL_LR = 1e-3  # full fine-tuning moves every weight: a LoRA-sized rate would wreck the base model
-DOC_START, DOC_END = "<!-- sweep:start -->", "<!-- sweep:end -->"
 
 
 def points(only: list[str], lr: float, r: int = 16) -> list[dict]:
@@ -185,19 +183,17 @@ def _loss(value: float | None) -> str:
 
 
 def update_docs(doc: Path, results: list[dict], chart_name: str) -> None:
-    """Replace the block between the sweep markers in a docs page with the measured tables."""
+    """Fill the sweep block of a docs page with the measured tables."""
+    from ftcourse.docblocks import replace_block
+
     first = results[0]
     block = (
-        f"{DOC_START}\nMeasured on the `cpu-tiny` profile ({first['torch_threads']} CPU threads): "
+        f"Measured on the `cpu-tiny` profile ({first['torch_threads']} CPU threads): "
         f"task `{first['task']}`, {first['steps']} training steps per point, "
         f"{first['eval_samples']} held-out examples.\n\n"
-        f"![sweep]({chart_name})\n\n{tables(results)}\n{DOC_END}"
+        f"![sweep]({chart_name})\n\n{tables(results)}"
     )
-    text = doc.read_text()
-    pattern = re.compile(re.escape(DOC_START) + ".*?" + re.escape(DOC_END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{doc} has no {DOC_START} ... {DOC_END} block")
-    doc.write_text(pattern.sub(lambda _: block, text))
+    replace_block(doc, "sweep", block)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from ftcourse.docblocks import replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 MARK = "__FTCOURSE_PEAK_RSS__"
@@ -74,20 +76,6 @@ def timings_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update_block(path: Path, text: str) -> None:
-    """Replace the text between `<!-- times:start -->` and `<!-- times:end -->` in a file."""
-    if not path.exists():
-        return
-    old = path.read_text(encoding="utf-8")
-    new = re.sub(
-        r"(<!-- times:start -->\n).*?(\n<!-- times:end -->)",
-        lambda m: m.group(1) + text + m.group(2),
-        old,
-        flags=re.S,
-    )
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
     """Run the course and report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,8 +103,8 @@ def main() -> int:
     (BUILD / "course-times.json").write_text(json.dumps(rows, indent=2))
     if not args.only and not args.solutions:  # only a full run may rewrite the published figures
         table = timings_markdown(rows)
-        update_block(ROOT / "README.md", table)
-        update_block(ROOT / "docs" / "instructor-guide.md", table)
+        replace_block(ROOT / "README.md", "times", table)
+        replace_block(ROOT / "docs" / "instructor-guide.md", "times", table)
     return 0
 
 

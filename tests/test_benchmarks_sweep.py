@@ -43,6 +43,6 @@ def test_one_real_point_tables_chart_and_docs(sweep, tmp_path):
     sweep.chart([result], tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 1000
     doc = tmp_path / "doc.md"
-    doc.write_text(f"before\n{sweep.DOC_START}\nold\n{sweep.DOC_END}\nafter\n")
+    doc.write_text("before\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nafter\n")
     sweep.update_docs(doc, [result], "sweep.png")
     assert "old" not in doc.read_text() and "after" in doc.read_text()
