@@ -599,6 +599,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Recipe, argparse.Namespac
 def main(argv: list[str] | None = None) -> None:
     """Build the corpus and tokenizer, pretrain (resuming if possible), export with a model card."""
     recipe, args = parse_args(argv)
+    if recipe.init_from and not (Path(recipe.init_from) / "training.json").exists():
+        raise SystemExit(  # checked before the corpus is built, not after minutes of work
+            f"--init-from {recipe.init_from}: no model exported by this script there. Run stage 1 "
+            f"first: python scripts/make_base_model.py --out {recipe.init_from}"
+        )
     args.work_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer, streams = build_corpus(recipe, args.work_dir)

@@ -209,3 +209,9 @@ def test_base_model_copies_from_its_context(model):
 
     probe = copy_probe(model.eval())  # measured 8.87 -> 0.71; the course's tasks need this
     assert probe.copies, probe
+
+
+def test_second_stage_without_a_first_says_what_to_run(tmp_path):
+    script = load_script()
+    with pytest.raises(SystemExit, match="Run stage 1 first"):
+        script.main(["--init-from", str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
