@@ -8,11 +8,13 @@ The real recipe has two stages (about an hour on 2 CPU cores, minutes on a GPU; 
 
     python scripts/make_base_model.py --out build/base-model-stage1             # ~40 min: Python
     python scripts/make_base_model.py --init-from build/base-model-stage1 --steps 1200 --lr 1e-3 \\
-        --warmup 50 --repeat-share 0.75 --out data/base-model                     # ~16 min: copying
+        --warmup 50 --repeat-share 0.75 --out data/base-model            # ~19 min: copying, editing
 
 Stage 1 alone reaches a good perplexity but cannot copy from its context (measured in the model
 card), and the course's tasks need copying; stage 2 mixes repeated spans into every batch until it
-can. A tiny smoke run:
+can, and its corpus adds sentence-editing chats (see `edit_chats`). The committed stage 1 was
+made before those chats existed (corpus version 2); a fresh run includes them in both stages.
+A tiny smoke run:
 
     python scripts/make_base_model.py --steps 5 --max-files 20 --layers 1 --hidden 64 \\
         --vocab-size 320 --seq-len 32 --batch-size 2 --out /tmp/tiny --work-dir /tmp/tiny-work
@@ -90,7 +92,7 @@ EXCLUDED_DIRS = {
 MAX_FILE_BYTES = 200_000
 HELDOUT_EVERY = 50  # ~2% of files, chosen by a hash of the path so the split never shifts
 EVAL_WINDOWS = 256  # held-out windows for the final and random-init losses
-CORPUS_VERSION = 2  # 2: rename exercises added to the docstring chats
+CORPUS_VERSION = 4  # 2: rename exercises in the docstring chats; 3: sentence-editing chats
 SYSTEM_PROMPT = "You are a helpful Python assistant."
 SAMPLE_PROMPTS = ["def is_prime(n):\n", "import os\n\n\ndef ", "The following function returns"]
 SAMPLE_CHAT = [{"role": "user", "content": "Write the Python function `add(a, b)`."}]
@@ -203,6 +205,78 @@ def docstring_chats(source: str) -> list[list[dict[str, str]]]:
     return chats
 
 
+EDIT_ROUNDS = 6  # short exercises, so several per sentence
+EDIT_OPENERS = ["Then", "First,", "Now", "Next,", "Later,", "Finally,", "Also", "Always", "Again,"]
+EDIT_ENDINGS = ["today", "at once", "for me", "again", "later", "as usual", "this time"]
+EDIT_QUESTIONS = ["Can we", "Should I", "Do we", "Will you", "Shall we", "Must I"]
+SYLLABLES = "ka lo mi ren tu sa vo ri den ba zu fel mar ti no qua shi gor el an".split()
+
+
+def made_up_name(rng: random.Random) -> str:
+    """A capitalised two- or three-syllable name that no corpus contains (e.g. "Renvo")."""
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize()
+
+
+def edit_chats(
+    summaries: list[str], seed: int = 0, words: list[str] | None = None
+) -> list[list[dict[str, str]]]:
+    """Sentence-editing exercises on docstring summaries ("Return the size of the queue.").
+
+    Each answer copies the sentence with one small edit: a word put in front (so the sentence's
+    first word changes case), a leading name added or removed, an ending added, or the sentence
+    turned into a question. Copying words from the question, including a capitalised word that
+    the answer needs in lower case, is the skill chat tasks build on; the names are made up, so
+    it cannot be done by memorising. Half of the sentences get a random first word from `words`:
+    docstrings start with a few verbs ("Return", "Get"), and the case change must work for any word.
+    """
+    rng = random.Random(seed)
+    chats = []
+    for sentence in summaries:
+        if words and rng.random() < 0.5:
+            sentence = rng.choice(words).capitalize() + " " + sentence.split(" ", 1)[1]
+        body, low = sentence[:-1], sentence[0].lower() + sentence[1:]
+        name, kind = made_up_name(rng), rng.randrange(5)
+        if kind == 0:
+            word = rng.choice(EDIT_OPENERS)
+            question, answer = f'Begin this sentence with "{word}":', f"{word} {low}"
+        elif kind == 1:
+            question, answer = f"Address this sentence to {name}:", f"{name}, {low}"
+        elif kind == 2:
+            question, answer = "Remove the name from this sentence:", sentence
+            sentence = f"{name}, {low}"
+        elif kind == 3:
+            word = rng.choice(EDIT_ENDINGS)
+            question, answer = f'End this sentence with "{word}":', f"{body} {word}."
+        else:
+            word, lead = rng.choice(EDIT_QUESTIONS), rng.random() < 0.5
+            question = f'Turn this into a question that starts with "{word}":'
+            answer = f"{word} {low[:-1]}?"
+            if lead:  # a leading name stays in front of the question
+                sentence, answer = f"{name}, {low}", f"{name}, {word.lower()} {low[:-1]}?"
+        chats.append(
+            [
+                {"role": "user", "content": f"{question}\n\n{sentence}"},
+                {"role": "assistant", "content": answer},
+            ]
+        )
+    return chats
+
+
+def summary_sentences(source: str) -> list[str]:
+    """Short plain-English first sentences of a file's docstrings, e.g. "Return the size."."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for doc in _docstrings(tree):
+        first = " ".join(doc.strip().split("\n\n")[0].split())
+        first = first.split(". ")[0].rstrip(".") + "."
+        if re.fullmatch(r"[A-Z][a-z]+( [A-Za-z][a-z'-]*,?){3,16}\.", first):
+            found.append(first)
+    return found
+
+
 def _docstrings(tree: ast.AST) -> list[str]:
     """Every docstring in a parsed module."""
     kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
@@ -259,6 +333,10 @@ def build_corpus(recipe: Recipe, work_dir: Path) -> tuple[PreTrainedTokenizerFas
     sources = [read_source(p) for p in train_files]
     tokenizer = train_tokenizer(sources, recipe.vocab_size)
     chats = [c for s in sources for c in docstring_chats(s)]
+    sentences = [x for s in sources for x in summary_sentences(s)]
+    words = sorted({w for x in sentences for w in re.findall(r"\b[a-z]{4,12}\b", x)})
+    for k in range(EDIT_ROUNDS):  # each round edits every sentence again, another way
+        chats += edit_chats(sentences, seed=recipe.seed + k, words=words)
     chat_texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
     streams = {
         "train": encode_stream(tokenizer, [wrap(s) for s in sources] + chat_texts),
@@ -513,8 +591,9 @@ The source files of the Python {platform.python_version()} standard library, fou
 `sysconfig.get_paths()["stdlib"]` (excluding `test/`, `tests/`, `idlelib/`, `site-packages/`,
 `pydoc_data/`, `encodings/` and files over {MAX_FILE_BYTES:,} bytes):
 {stats["train_files"]} training files ({stats["train_bytes"]:,} bytes), plus
-{stats["chat_examples"]:,} chat examples mined from their docstrings (docstring -> function and
-function -> docstring). {stats["heldout_files"]} files (~2%, chosen by a hash of the path) are
+{stats["chat_examples"]:,} chat examples mined from their docstrings (docstring -> function,
+function -> docstring, renaming a function, and editing a docstring's first sentence: a word put in
+front, a made-up name added or removed, an ending added, a question made). {stats["heldout_files"]} files (~2%, chosen by a hash of the path) are
 held out.
 The Python standard library is licensed under the Python Software Foundation License (PSF-2.0);
 this model is a derivative of it and is shared under the same terms.
@@ -552,6 +631,13 @@ tokens repeated; a model that copies finds the repeat far easier.
 ## Sample generations (greedy)
 
 {samples}
+
+## As a starting point for fine-tuning
+
+<!-- finetune:start -->
+Not measured for this export yet: run
+`python benchmarks/base_vs_random.py --update-card data/base-model/README.md`.
+<!-- finetune:end -->
 
 ## Reproduce
 

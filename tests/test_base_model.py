@@ -155,12 +155,14 @@ def test_generation_stops_at_eos(model, tokenizer):
 
 
 def test_chat_answer_ends_with_eos(model, tokenizer):
-    question = "What does this function do?\n\ndef add(a, b):\n    return a + b"
+    # an editing exercise (see edit_chats): the first word changes case, the answer ends with EOS
+    question = 'Begin this sentence with "Then":\n\nReturn the size of the queue.'
     chat = [{"role": "user", "content": question}]
     ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
     ids = ids if torch.is_tensor(ids) else ids["input_ids"]
     out = model.generate(ids, max_new_tokens=40, do_sample=False)[0, ids.shape[1] :]
     assert out[-1] == tokenizer.eos_token_id  # learned from the docstring chats in pretraining
+    assert tokenizer.decode(out, skip_special_tokens=True) == "Then return the size of the queue."
 
 
 def test_script_tiny_run_and_resume(tmp_path, capsys):
@@ -207,7 +209,7 @@ def test_repeat_rows_carry_one_span_three_times():
 def test_base_model_copies_from_its_context(model):
     from ftcourse.evaluate import copy_probe
 
-    probe = copy_probe(model.eval())  # measured 8.87 -> 0.71; the course's tasks need this
+    probe = copy_probe(model.eval())  # measured 8.69 -> 2.68; the course's tasks need this
     assert probe.copies, probe
 
 
@@ -215,3 +217,21 @@ def test_second_stage_without_a_first_says_what_to_run(tmp_path):
     script = load_script()
     with pytest.raises(SystemExit, match="Run stage 1 first"):
         script.main(["--init-from", str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
+
+
+def test_edit_exercises_copy_the_sentence_with_one_edit():
+    script = load_script()
+    source = '"""Return the size of the queue."""\n\ndef f():\n    """Create a new empty list."""\n'
+    sentences = script.summary_sentences(source)
+    assert sentences == ["Return the size of the queue.", "Create a new empty list."]
+    chats = script.edit_chats(sentences * 20, seed=3)
+    for chat in chats:
+        question, answer = chat[0]["content"], chat[1]["content"]
+        instruction, sentence = question.split("\n\n", 1)
+        assert sentence.split(", ")[-1].rstrip(".").lower() in answer.lower(), (question, answer)
+        if question.startswith("Address"):  # the made-up name leads the answer
+            name = instruction.split(" to ", 1)[1].rstrip(":")
+            assert answer.startswith(f"{name}, ")
+    kinds = {c[0]["content"].split()[0] for c in chats}
+    assert kinds == {"Begin", "Address", "Remove", "End", "Turn"}
+    assert script.edit_chats(sentences, seed=3) == script.edit_chats(sentences, seed=3)
