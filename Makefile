@@ -58,8 +58,9 @@ base-model: install
 	$(BIN)/python scripts/make_base_model.py --out build/base-model-stage1
 	$(BIN)/python scripts/make_base_model.py --init-from build/base-model-stage1 --steps 1200 \
 	  --lr 1e-3 --warmup 50 --repeat-share 0.75 --out data/base-model
+	$(BIN)/python benchmarks/base_vs_random.py --update-card data/base-model/README.md
 
-# Hyperparameter sweeps and QLoRA vs LoRA vs full, measured (~25 min on 2 cores)
+# Hyperparameter sweeps and QLoRA vs LoRA vs full, measured (~35 min on 2 cores)
 sweep: install
 	$(BIN)/python benchmarks/sweep.py --out build/benchmarks/sweep --update-docs docs/benchmarks.md
 
