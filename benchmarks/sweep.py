@@ -6,7 +6,7 @@ in a fresh Python process, so its peak memory is its own, then scores it with `f
 The article's recommended ranges (r 8-64, alpha 1-2x r, learning rate 1e-4 to 3e-4) are drawn on
 the chart beside the measurements.
 
-    python benchmarks/sweep.py --out build/benchmarks/sweep              # everything, ~25 min on 2 cores
+    python benchmarks/sweep.py --out build/benchmarks/sweep              # everything, ~35 min on 2 cores
     python benchmarks/sweep.py --only lr methods --steps 60 --out /tmp/s # a slice
     python benchmarks/sweep.py --from-json build/benchmarks/sweep/sweep.json \\
         --out build/benchmarks/sweep --update-docs docs/benchmarks.md
@@ -30,15 +30,16 @@ ARTICLE_RANGES = {"r": (8, 64), "lr": (1e-4, 3e-4), "alpha_ratio": (1, 2)}
 SWEEPS = {
     "r": [4, 8, 16, 32, 64],
     "lr": [1e-4, 3e-4, 1e-3, 4e-3, 1e-2],
-    "alpha_ratio": [0.5, 1, 2, 4],
+    "alpha_ratio": [0.5, 1.0, 2.0, 4.0],  # floats: 2 and 2.0 would be two runs
 }
 METHODS = ("qlora", "lora", "full")
+MODULES = ("attention", "all-linear")  # the article's q/k/v/o, or every linear layer of a block
 FULL_LR = 1e-3  # full fine-tuning moves every weight: a LoRA-sized rate would wreck the base model
 
 
 def points(only: list[str], lr: float, r: int = 16) -> list[dict]:
     """The runs to make: each sweep varies one knob around r=16, alpha=2r and the profile's rate."""
-    base = {"method": "qlora", "r": r, "alpha_ratio": 2.0, "lr": lr}
+    base = {"method": "qlora", "r": r, "alpha_ratio": 2.0, "lr": lr, "modules": "profile"}
     runs = []
     for knob in (k for k in SWEEPS if k in only):
         runs += [{**base, knob: value, "sweep": knob} for value in SWEEPS[knob]]
@@ -46,6 +47,8 @@ def points(only: list[str], lr: float, r: int = 16) -> list[dict]:
         for method in METHODS:
             run_lr = FULL_LR if method == "full" else lr
             runs.append({**base, "method": method, "lr": run_lr, "sweep": "methods"})
+    if "modules" in only:
+        runs += [{**base, "modules": m, "sweep": "modules"} for m in MODULES]
     return runs
 
 
@@ -55,7 +58,13 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
 
     from ftcourse.data import load_task
     from ftcourse.evaluate import evaluate
+    from ftcourse.profiles import ALL_LINEAR, ATTENTION
     from ftcourse.train import RunConfig, train
+
+    lora = {"r": point["r"], "lora_alpha": point["r"] * point["alpha_ratio"]}
+    if point.get("modules", "profile") != "profile":
+        modules = ATTENTION if point["modules"] == "attention" else ALL_LINEAR
+        lora["target_modules"] = list(modules)
 
     with tempfile.TemporaryDirectory() as out:
         run = RunConfig(
@@ -63,7 +72,7 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
             method=point["method"],
             output_dir=out,
             profile_overrides={"max_steps": steps, "learning_rate": point["lr"]},
-            lora={"r": point["r"], "lora_alpha": point["r"] * point["alpha_ratio"]},
+            lora=lora,
         )
         result = train(run)
     model = result.model
@@ -160,6 +169,16 @@ def tables(results: list[dict]) -> str:
                 for r in rows
             ]
             parts.append("")
+    modules = [r for r in results if r["sweep"] == "modules"]
+    if modules:
+        parts.append("| LoRA on | trainable params | train s | held-out accuracy | stops at EOS |")
+        parts.append("|---|---:|---:|---:|---:|")
+        parts += [
+            f"| {r['modules']} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | "
+            f"{r['accuracy']:.0%} | {r['stop_rate']:.0%} |"
+            for r in modules
+        ]
+        parts.append("")
     methods = [r for r in results if r["sweep"] == "methods"]
     if methods:
         parts.append(
@@ -203,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("build/benchmarks/sweep"))
     parser.add_argument("--task", default="bugfix", choices=["bugfix", "polite"])
-    parser.add_argument("--only", nargs="+", default=[*SWEEPS, "methods"])
+    parser.add_argument("--only", nargs="+", default=[*SWEEPS, "methods", "modules"])
     parser.add_argument("--steps", type=int, default=None, help="default: the profile's")
     parser.add_argument("--eval-samples", type=int, default=40)
     parser.add_argument("--point", help=argparse.SUPPRESS)  # internal: one run, JSON on stdout

@@ -29,6 +29,16 @@ def test_points_vary_one_knob_each(sweep):
         }
         assert changed <= {run["sweep"]} | ({"lr"} if run["method"] == "full" else set())
     assert {r["method"] for r in runs if r["sweep"] == "methods"} == {"qlora", "lora", "full"}
+    assert all(r["modules"] == "profile" for r in runs)
+
+
+def test_modules_points_change_only_the_target_modules(sweep):
+    runs = sweep.points(["modules"], lr=4e-3)
+    assert [r["modules"] for r in runs] == ["attention", "all-linear"]
+    assert all(
+        {k: r[k] for k in ("r", "lr", "method")} == {"r": 16, "lr": 4e-3, "method": "qlora"}
+        for r in runs
+    )
 
 
 def test_one_real_point_tables_chart_and_docs(sweep, tmp_path):
@@ -38,8 +48,9 @@ def test_one_real_point_tables_chart_and_docs(sweep, tmp_path):
     # AdamW: two fp32 moments per trainable weight, plus one step counter per tensor
     assert 0 <= result["optimizer_bytes"] - 8 * result["trainable_params"] <= 4 * 64
     methods = {**result, "sweep": "methods"}
-    text = sweep.tables([result, methods])
-    assert "| 4 |" in text and "| qlora |" in text
+    modules = {**result, "sweep": "modules", "modules": "attention"}
+    text = sweep.tables([result, methods, modules])
+    assert "| 4 |" in text and "| qlora |" in text and "| attention |" in text
     sweep.chart([result], tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 1000
     doc = tmp_path / "doc.md"
