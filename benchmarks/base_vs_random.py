@@ -59,16 +59,15 @@ def score(model_path: str, task: str, steps: int | None, eval_samples: int) -> d
 
 def table(rows: list[dict]) -> str:
     """Markdown: one line per (starting point, task)."""
-    lines = [
-        "| starting point | task | held-out before | after fine-tuning | stops at EOS | train s |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['start']} | {r['task']} | {r['before']:.0%} | {r['after']:.0%} | "
-        f"{r['stop_rate']:.0%} | {r['train_seconds']:.0f} |"
+    from ftcourse.docblocks import markdown_table
+
+    header = ["starting point", "task", "held-out before", "after fine-tuning", "stops at EOS"]
+    cells = [
+        [r["start"], r["task"], f"{r['before']:.0%}", f"{r['after']:.0%}", f"{r['stop_rate']:.0%}"]
+        + [f"{r['train_seconds']:.0f}"]
         for r in rows
     ]
-    return "\n".join(lines)
+    return markdown_table([*header, "train s"], cells, right_from=2)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -156,44 +156,42 @@ def chart(results: list[dict], path: Path) -> None:
 
 
 def tables(results: list[dict]) -> str:
-    """Markdown tables: one per sweep, and the methods side by side."""
+    """Markdown tables: one per sweep, the target modules, and the methods side by side."""
+    from ftcourse.docblocks import markdown_table
+
     parts = []
     for knob in SWEEPS:
         rows = sorted((r for r in results if r["sweep"] == knob), key=lambda r: r[knob])
         if rows:
-            parts.append(f"| {knob} | held-out accuracy | stops at EOS | final train loss |")
-            parts.append("|---:|---:|---:|---:|")
-            parts += [
-                f"| {r[knob]:g} | {r['accuracy']:.0%} | {r['stop_rate']:.0%} | "
-                f"{_loss(r['final_train_loss'])} |"
+            header = [knob, "held-out accuracy", "stops at EOS", "final train loss"]
+            cells = [
+                [f"{r[knob]:g}", f"{r['accuracy']:.0%}", f"{r['stop_rate']:.0%}"]
+                + [_loss(r["final_train_loss"])]
                 for r in rows
             ]
-            parts.append("")
+            parts.append(markdown_table(header, cells, right_from=0))
     modules = [r for r in results if r["sweep"] == "modules"]
     if modules:
-        parts.append("| LoRA on | trainable params | train s | held-out accuracy | stops at EOS |")
-        parts.append("|---|---:|---:|---:|---:|")
-        parts += [
-            f"| {r['modules']} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | "
-            f"{r['accuracy']:.0%} | {r['stop_rate']:.0%} |"
+        header = ["LoRA on", "trainable params", "train s", "held-out accuracy", "stops at EOS"]
+        cells = [
+            [r["modules"], f"{r['trainable_params']:,}", f"{r['train_seconds']:.0f}"]
+            + [f"{r['accuracy']:.0%}", f"{r['stop_rate']:.0%}"]
             for r in modules
         ]
-        parts.append("")
+        parts.append(markdown_table(header, cells))
     methods = [r for r in results if r["sweep"] == "methods"]
     if methods:
-        parts.append(
-            "| method | lr | trainable params | weights MB | grads + AdamW MB | peak RSS MB "
-            "| train s | held-out accuracy |"
-        )
-        parts.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for r in methods:
-            extra = (r["grad_bytes"] + r["optimizer_bytes"]) / 1e6
-            parts.append(
-                f"| {r['method']} | {r['lr']:g} | {r['trainable_params']:,} | "
-                f"{r['weight_bytes'] / 1e6:.1f} | {extra:.1f} | {r['peak_rss_mb']:,} | "
-                f"{r['train_seconds']:.0f} | {r['accuracy']:.0%} |"
-            )
-    return "\n".join(parts)
+        header = ["method", "lr", "trainable params", "weights MB", "grads + AdamW MB"]
+        header += ["peak RSS MB", "train s", "held-out accuracy"]
+        cells = [
+            [r["method"], f"{r['lr']:g}", f"{r['trainable_params']:,}"]
+            + [f"{r['weight_bytes'] / 1e6:.1f}"]
+            + [f"{(r['grad_bytes'] + r['optimizer_bytes']) / 1e6:.1f}", f"{r['peak_rss_mb']:,}"]
+            + [f"{r['train_seconds']:.0f}", f"{r['accuracy']:.0%}"]
+            for r in methods
+        ]
+        parts.append(markdown_table(header, cells))
+    return "\n\n".join(parts)
 
 
 def _loss(value: float | None) -> str:

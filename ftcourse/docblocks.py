@@ -16,3 +16,11 @@ def replace_block(path: Path, name: str, text: str) -> None:
     before, rest = old.split(start, 1)
     after = rest.split(end, 1)[1]
     Path(path).write_text(f"{before}{start}\n{text.strip()}\n{end}{after}", encoding="utf-8")
+
+
+def markdown_table(header: list[str], rows: list[list[str]], right_from: int = 1) -> str:
+    """A Markdown table; columns from `right_from` on are right-aligned (numbers)."""
+    rule = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
