@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             args.update_card,
             "finetune",
             f"Profile `{profile.name}`: one QLoRA adapter per task (r {profile.lora_r}, "
-            f"lr {profile.learning_rate:g}, {first['steps']} steps), scored on "
+            "lr "
+            + ", ".join(f"{t} {profile.learning_rate_for(t):g}" for t in TASKS)
+            + f", {first['steps']} steps), scored on "
             f"{first['eval_samples']} held-out examples whose names and words never occur in "
             f"training. Measured by `python benchmarks/base_vs_random.py`.\n\n{text}",
         )

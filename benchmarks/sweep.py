@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
-        runs = points(args.only, profile.learning_rate, profile.lora_r)
+        runs = points(args.only, profile.learning_rate_for(args.task), profile.lora_r)
         results = run_all(runs, args.task, steps, args.eval_samples)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sweep.json").write_text(json.dumps(results, indent=1))

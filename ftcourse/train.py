@@ -64,7 +64,7 @@ def _device() -> int | str:
 
 
 def lora_config(profile: Profile, **overrides):
-    """The article's LoraConfig (r=16, alpha=32, dropout 0.05), with the profile's target modules."""
+    """The article's LoraConfig (r=16, alpha=32), with the profile's dropout and target modules."""
     from peft import LoraConfig
 
     values = dict(
@@ -179,7 +179,7 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
 
     from ftcourse.data import load_task
 
-    profile = choose_profile(run.profile).with_overrides(**run.profile_overrides)
+    profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
         set_seed(run.sft.get("seed", 0))  # the adapter's random init: same config, same run

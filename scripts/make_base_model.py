@@ -4,16 +4,24 @@ Offline, no Hub model can be downloaded, so the course makes its own: a byte-lev
 and a small Llama (grouped-query attention, like Llama-3) trained on the stdlib's source files.
 The run is seeded and resumable: it checkpoints to --work-dir and picks up from there when re-run.
 
-The real recipe has two stages (about an hour on 2 CPU cores, minutes on a GPU; `make base-model`):
+The real recipe has three stages (about 70 minutes on 2 CPU cores, minutes on a GPU;
+`make base-model`):
 
     python scripts/make_base_model.py --out build/base-model-stage1             # ~40 min: Python
     python scripts/make_base_model.py --init-from build/base-model-stage1 --steps 1200 --lr 1e-3 \\
-        --warmup 50 --repeat-share 0.75 --out data/base-model            # ~19 min: copying, editing
+        --warmup 50 --repeat-share 0.75 --out build/base-model-stage2    # ~19 min: copying, editing
+    python scripts/make_base_model.py --init-from build/base-model-stage2 --steps 600 --lr 1e-3 \\
+        --warmup 30 --repeat-share 0.5 --out data/base-model             # ~10 min: made-up words
 
 Stage 1 alone reaches a good perplexity but cannot copy from its context (measured in the model
 card), and the course's tasks need copying; stage 2 mixes repeated spans into every batch until it
-can, and its corpus adds sentence-editing chats (see `edit_chats`). The committed stage 1 was
-made before those chats existed (corpus version 2); a fresh run includes them in both stages.
+can, and its corpus adds sentence-editing chats (see `edit_chats`). Stage 3 continues on the same
+exercises with made-up words (see `with_nonce_words`): a held-out request's verb is a word the
+fine-tune never saw, and copying it, changing the case of its first piece, is what polite needs.
+The committed model was made in steps as the corpus grew (its card lists the commands): stage 1
+before the editing chats (corpus version 2), stage 2 before the made-up words (version 4) and
+written to data/base-model, then copied to build/base-model-stage2 for stage 3. A fresh run uses
+the current corpus in every stage.
 A tiny smoke run:
 
     python scripts/make_base_model.py --steps 5 --max-files 20 --layers 1 --hidden 64 \\
@@ -92,7 +100,9 @@ EXCLUDED_DIRS = {
 MAX_FILE_BYTES = 200_000
 HELDOUT_EVERY = 50  # ~2% of files, chosen by a hash of the path so the split never shifts
 EVAL_WINDOWS = 256  # held-out windows for the final and random-init losses
-CORPUS_VERSION = 4  # 2: rename exercises in the docstring chats; 3: sentence-editing chats
+CORPUS_VERSION = (
+    5  # 2: rename exercises in the docstring chats; 3: sentence-editing chats; 5: made-up words
+)
 SYSTEM_PROMPT = "You are a helpful Python assistant."
 SAMPLE_PROMPTS = ["def is_prime(n):\n", "import os\n\n\ndef ", "The following function returns"]
 SAMPLE_CHAT = [{"role": "user", "content": "Write the Python function `add(a, b)`."}]
@@ -206,6 +216,7 @@ def docstring_chats(source: str) -> list[list[dict[str, str]]]:
 
 
 EDIT_ROUNDS = 6  # short exercises, so several per sentence
+NONCE_ROUNDS = 12  # the same exercises on sentences with made-up words (see with_nonce_words)
 EDIT_OPENERS = ["Then", "First,", "Now", "Next,", "Later,", "Finally,", "Also", "Always", "Again,"]
 EDIT_ENDINGS = ["today", "at once", "for me", "again", "later", "as usual", "this time"]
 EDIT_QUESTIONS = ["Can we", "Should I", "Do we", "Will you", "Shall we", "Must I"]
@@ -217,8 +228,28 @@ def made_up_name(rng: random.Random) -> str:
     return "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize()
 
 
+def nonce_word(rng: random.Random, pieces: list[str]) -> str:
+    """A made-up word glued from two or three word pieces of the tokenizer (e.g. "ostrelane")."""
+    return "".join(rng.choice(pieces) for _ in range(rng.choice((2, 3))))
+
+
+def word_pieces(tokenizer: PreTrainedTokenizerFast) -> list[str]:
+    """The tokenizer's lower-case letter pieces that continue a word (no leading space), 2-5 long."""
+    return sorted(t for t in tokenizer.get_vocab() if re.fullmatch(r"[a-z]{2,5}", t))
+
+
+def with_nonce_words(sentence: str, rng: random.Random, pieces: list[str]) -> str:
+    """The sentence with a made-up first word and some made-up longer words further on."""
+    first, *rest = sentence[:-1].split(" ")
+    rest = [nonce_word(rng, pieces) if len(w) > 3 and rng.random() < 0.3 else w for w in rest]
+    return " ".join([nonce_word(rng, pieces).capitalize(), *rest]) + sentence[-1]
+
+
 def edit_chats(
-    summaries: list[str], seed: int = 0, words: list[str] | None = None
+    summaries: list[str],
+    seed: int = 0,
+    words: list[str] | None = None,
+    pieces: list[str] | None = None,
 ) -> list[list[dict[str, str]]]:
     """Sentence-editing exercises on docstring summaries ("Return the size of the queue.").
 
@@ -228,11 +259,15 @@ def edit_chats(
     the answer needs in lower case, is the skill chat tasks build on; the names are made up, so
     it cannot be done by memorising. Half of the sentences get a random first word from `words`:
     docstrings start with a few verbs ("Return", "Get"), and the case change must work for any word.
+    With `pieces`, every sentence gets made-up words instead (see `with_nonce_words`): a word never
+    seen before has to be copied piece by piece, and its first piece changed case by itself.
     """
     rng = random.Random(seed)
     chats = []
     for sentence in summaries:
-        if words and rng.random() < 0.5:
+        if pieces:
+            sentence = with_nonce_words(sentence, rng, pieces)
+        elif words and rng.random() < 0.5:
             sentence = rng.choice(words).capitalize() + " " + sentence.split(" ", 1)[1]
         body, low = sentence[:-1], sentence[0].lower() + sentence[1:]
         name, kind = made_up_name(rng), rng.randrange(5)
@@ -252,7 +287,10 @@ def edit_chats(
             question = f'Turn this into a question that starts with "{word}":'
             answer = f"{word} {low[:-1]}?"
             if lead:  # a leading name stays in front of the question
-                sentence, answer = f"{name}, {low}", f"{name}, {word.lower()} {low[:-1]}?"
+                sentence, answer = (
+                    f"{name}, {low}",
+                    f"{name}, {word[0].lower()}{word[1:]} {low[:-1]}?",
+                )
         chats.append(
             [
                 {"role": "user", "content": f"{question}\n\n{sentence}"},
@@ -337,6 +375,9 @@ def build_corpus(recipe: Recipe, work_dir: Path) -> tuple[PreTrainedTokenizerFas
     words = sorted({w for x in sentences for w in re.findall(r"\b[a-z]{4,12}\b", x)})
     for k in range(EDIT_ROUNDS):  # each round edits every sentence again, another way
         chats += edit_chats(sentences, seed=recipe.seed + k, words=words)
+    pieces = word_pieces(tokenizer)
+    for k in range(NONCE_ROUNDS):
+        chats += edit_chats(sentences, seed=recipe.seed + EDIT_ROUNDS + k, pieces=pieces)
     chat_texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in chats]
     streams = {
         "train": encode_stream(tokenizer, [wrap(s) for s in sources] + chat_texts),
@@ -593,7 +634,7 @@ The source files of the Python {platform.python_version()} standard library, fou
 {stats["train_files"]} training files ({stats["train_bytes"]:,} bytes), plus
 {stats["chat_examples"]:,} chat examples mined from their docstrings (docstring -> function,
 function -> docstring, renaming a function, and editing a docstring's first sentence: a word put in
-front, a made-up name added or removed, an ending added, a question made). {stats["heldout_files"]} files (~2%, chosen by a hash of the path) are
+front, a made-up name added or removed, an ending added, a question made; the same edits again with made-up words in the sentence). {stats["heldout_files"]} files (~2%, chosen by a hash of the path) are
 held out.
 The Python standard library is licensed under the Python Software Foundation License (PSF-2.0);
 this model is a derivative of it and is shared under the same terms.

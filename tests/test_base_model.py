@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "data" / "base-model"
 SCRIPT = ROOT / "scripts" / "make_base_model.py"
-# The committed model scores 8.7 on this sample (random init: ~4,300, about the vocabulary size);
+# The committed model scores 9.0 on this sample (random init: ~4,300, about the vocabulary size);
 # the bound leaves margin for another Python version's stdlib and for CPU numerics.
 MAX_HELDOUT_PPL = 15.0
 
@@ -163,6 +163,27 @@ def test_chat_answer_ends_with_eos(model, tokenizer):
     out = model.generate(ids, max_new_tokens=40, do_sample=False)[0, ids.shape[1] :]
     assert out[-1] == tokenizer.eos_token_id  # learned from the docstring chats in pretraining
     assert tokenizer.decode(out, skip_special_tokens=True) == "Then return the size of the queue."
+
+
+def test_made_up_words_replace_the_first_word_and_keep_the_edit(tokenizer):
+    script = load_script()
+    pieces = script.word_pieces(tokenizer)
+    assert len(pieces) > 500 and all(p.isalpha() and p.islower() for p in pieces)
+    sentences = ["Return the size of the queue.", "Create a new empty list for every caller."]
+    chats = script.edit_chats(sentences * 20, seed=5, pieces=pieces)
+    firsts = set()
+    for chat in chats:
+        question, answer = chat[0]["content"], chat[1]["content"]
+        sentence = question.split("\n\n", 1)[1].split(", ")[-1]
+        first = sentence.split()[0]
+        firsts.add(first)
+        assert first.lower() not in ("return", "create"), sentence
+        assert first.lower() in answer.lower(), (question, answer)  # copied, case changed or not
+        assert " i " not in answer + " ", answer  # "Should I" keeps its capital I in a question
+    assert len(firsts) > 30  # made up afresh each time
+    assert script.edit_chats(sentences, seed=5, pieces=pieces) == script.edit_chats(
+        sentences, seed=5, pieces=pieces
+    )
 
 
 def test_script_tiny_run_and_resume(tmp_path, capsys):

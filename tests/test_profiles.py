@@ -52,6 +52,16 @@ def test_profiles_are_data_with_sane_values():
     assert get_profile("cpu-tiny").with_overrides(max_steps=3).max_steps == 3
 
 
+def test_a_task_can_have_its_own_learning_rate():
+    tiny = get_profile("cpu-tiny")
+    assert tiny.learning_rate_for("polite") == tiny.learning_rate
+    assert tiny.learning_rate_for("bugfix") != tiny.learning_rate  # measured: it needs more
+    assert tiny.for_task("bugfix").learning_rate == tiny.learning_rate_for("bugfix")
+    assert tiny.for_task("polite") == tiny
+    t4 = get_profile("t4")
+    assert t4.for_task("bugfix") == t4  # no per-task rates: the article's rate for every task
+
+
 def test_hub_profile_offline_fails_at_once(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
