@@ -682,6 +682,8 @@ Not measured for this export yet: run
 
 ## Reproduce
 
+The commands that made this model, stage by stage (`make base-model` runs today's recipe in one go):
+
 ```bash
 {commands}
 ```
