@@ -100,9 +100,8 @@ EXCLUDED_DIRS = {
 MAX_FILE_BYTES = 200_000
 HELDOUT_EVERY = 50  # ~2% of files, chosen by a hash of the path so the split never shifts
 EVAL_WINDOWS = 256  # held-out windows for the final and random-init losses
-CORPUS_VERSION = (
-    5  # 2: rename exercises in the docstring chats; 3: sentence-editing chats; 5: made-up words
-)
+# 2: rename exercises in the docstring chats; 3: sentence-editing chats; 5: made-up words
+CORPUS_VERSION = 5
 SYSTEM_PROMPT = "You are a helpful Python assistant."
 SAMPLE_PROMPTS = ["def is_prime(n):\n", "import os\n\n\ndef ", "The following function returns"]
 SAMPLE_CHAT = [{"role": "user", "content": "Write the Python function `add(a, b)`."}]
@@ -240,7 +239,7 @@ def word_pieces(tokenizer: PreTrainedTokenizerFast) -> list[str]:
 
 def with_nonce_words(sentence: str, rng: random.Random, pieces: list[str]) -> str:
     """The sentence with a made-up first word and some made-up longer words further on."""
-    first, *rest = sentence[:-1].split(" ")
+    rest = sentence[:-1].split(" ")[1:]  # the first word is replaced whatever it was
     rest = [nonce_word(rng, pieces) if len(w) > 3 and rng.random() < 0.3 else w for w in rest]
     return " ".join([nonce_word(rng, pieces).capitalize(), *rest]) + sentence[-1]
 

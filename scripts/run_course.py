@@ -85,6 +85,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # The Makefile exports MPLBACKEND=Agg for the tests; the executed copies are for reading, so
+    # their kernels use Jupyter's inline backend and keep the figures.
+    os.environ.pop("MPLBACKEND", None)
     (BUILD / "notebooks").mkdir(parents=True, exist_ok=True)
     (BUILD / "html").mkdir(parents=True, exist_ok=True)
     rows = []
