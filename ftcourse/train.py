@@ -139,6 +139,7 @@ class RunConfig:
     )  # e.g. {max_steps: 50, learning_rate: 1e-3}
     lora: dict = field(default_factory=dict)  # extra LoraConfig values
     sft: dict = field(default_factory=dict)  # extra SFTConfig values
+    renamed_copies: int = 0  # bugfix: add this many copies under made-up names (ftcourse.augment)
     resume_from_checkpoint: str | bool | None = None
 
     @classmethod
@@ -166,6 +167,15 @@ class TrainResult:
     log_history: list[dict]
 
 
+def renamed_dataset(dataset, copies: int, seed: int = 0):
+    """A task's Dataset plus `copies` renamed versions of each record (see ftcourse.augment)."""
+    from datasets import Dataset
+
+    from ftcourse.augment import with_renamed_copies
+
+    return Dataset.from_list(with_renamed_copies(list(dataset), copies, seed))
+
+
 def train(run: RunConfig) -> TrainResult:
     """Train one adapter (or a full fine-tune) on a course task and save it."""
     return train_with_callbacks(run, [])
@@ -187,6 +197,8 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     train_ds = load_task(run.task, "train")
     if run.train_samples:
         train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
+    if run.renamed_copies:
+        train_ds = renamed_dataset(train_ds, run.renamed_copies)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(profile, run.output_dir, **run.sft),

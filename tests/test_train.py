@@ -126,3 +126,11 @@ def test_two_process_ddp_run(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "on 2 process(es)" in out.stdout, out.stdout[-2000:]
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_run_files_load(path):
+    run = RunConfig.from_yaml(path)  # unknown keys fail here
+    assert run.task in ("polite", "bugfix", "python_qa") and run.method in ("qlora", "lora", "full")
+    if run.profile:
+        get_profile(run.profile).with_overrides(**run.profile_overrides)
