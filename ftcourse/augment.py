@@ -109,9 +109,10 @@ def with_renamed_copies(records: list[dict], copies: int, seed: int = 0) -> list
     for index, record in enumerate(records * copies):
         try:
             out.append(rename_record(record, rng))
-        except (SyntaxError, tokenize.TokenError, CourseError) as exc:
+        except (KeyError, SyntaxError, tokenize.TokenError, CourseError) as exc:
+            reason = f"it has no {exc} field" if isinstance(exc, KeyError) else str(exc)
             raise CourseError(
-                f"record {index % len(records)}: cannot rename its names ({exc}). Renamed copies "
+                f"record {index % len(records)}: cannot rename its names ({reason}). Renamed copies "
                 "need bugfix-style records: a Python function in `input` and `output`, its name "
                 "in `entry_point`, and `tests` that call it."
             ) from exc

@@ -33,12 +33,13 @@ def test_bound_names_are_the_function_arguments_and_variables():
 def test_every_renamed_training_record_is_still_fixed_by_its_output_and_broken_by_its_input():
     passes = generator().passes
     copies = with_renamed_copies(TRAIN, copies=1, seed=0)
-    renamed = [r for r in copies if r["entry_point"] not in {t["entry_point"] for t in TRAIN}]
+    trained_names = {t["entry_point"] for t in TRAIN}
+    renamed = [r for r in copies if r["entry_point"] not in trained_names]
     assert len(renamed) == len(TRAIN) and len(copies) == 2 * len(TRAIN)
     for r in renamed:
         assert passes(r["output"], r["tests"]), r
         assert not passes(r["input"], r["tests"]), r
-    originals = {skeleton(t["input"]): t for t in TRAIN}
+    originals = {skeleton(t["input"]) for t in TRAIN}
     assert all(skeleton(r["input"]) in originals for r in renamed)  # only the names changed
 
 
@@ -62,3 +63,6 @@ def test_a_record_that_cannot_be_renamed_says_which_and_why():
     bad = {**TRAIN[1], "entry_point": "not_defined_here"}
     with pytest.raises(CourseError, match="record 1: .*entry_point 'not_defined_here'"):
         with_renamed_copies([TRAIN[0], bad], copies=1)
+    no_tests = {k: v for k, v in TRAIN[2].items() if k != "tests"}
+    with pytest.raises(CourseError, match="record 0: .*'tests'"):
+        with_renamed_copies([no_tests], copies=1)
