@@ -261,12 +261,13 @@ def _overrides(profile) -> dict:
     }
 
 
-def ensure_adapters(tasks: list[str], profile) -> dict[str, Path]:
+def ensure_adapters(tasks: list[str], profile, ledger=None) -> dict[str, Path]:
     """The adapter folders notebook 04 saves (outputs/adapters/<task>), training any that are missing.
 
     Training uses `ftcourse.train.train` with the profile's budget (so `profile.with_overrides(
     max_steps=...)` trains a quicker, weaker adapter). A folder trained on another base, or older
-    than the base model's weights, is trained again.
+    than the base model's weights, is trained again. A `ftcourse.memory.Ledger` counts each
+    training run while it lasts.
     """
     from ftcourse.paths import output_dir
     from ftcourse.train import RunConfig, train
@@ -286,9 +287,30 @@ def ensure_adapters(tasks: list[str], profile) -> dict[str, Path]:
                 profile_overrides=_overrides(profile),
             )
             result = train(run)
+            if ledger is not None:
+                ledger.track(result.model, f"training {task}: model")
+                ledger.track(result.trainer, f"training {task}: trainer")
             print(f"adapter {task!r}: trained in {result.seconds:.0f} s, saved to {folder}")
+            del result
+            if ledger is not None:
+                ledger.release()
         folders[task] = folder
     return folders
+
+
+def inference_base(profile):
+    """The base model adapters are used on, and its tokenizer: the 4-bit base they were trained on.
+
+    On a GPU profile it stays in 4-bit, which is what saves memory (so does a GPU profile's CPU
+    stand-in, to run the same code). On cpu-tiny it is dequantized: the same rounded values in the
+    compute dtype, which a CPU multiplies faster than it unpacks nf4.
+    """
+    from ftcourse.train import load_model
+
+    model, tokenizer = load_model(profile, method="qlora")
+    if not profile.gpu_path:
+        model = model.dequantize()
+    return model, tokenizer
 
 
 # ---------------------------------------------------------------- switching
@@ -389,36 +411,57 @@ def side_by_side(prompts: list[str], answers: dict[str, list[str]], marks=None) 
 
 @torch.no_grad()
 def _seconds_per_token(model, inputs: dict, new_tokens: int) -> float:
+    from ftcourse.evaluate import GREEDY
+
     start = time.perf_counter()
     model.generate(
         **inputs,
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,  # ignore EOS: every run produces the same number of tokens
-        do_sample=False,
         pad_token_id=model.config.pad_token_id,
+        **GREEDY,
     )
+    if inputs["input_ids"].is_cuda:
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / new_tokens
 
 
-def token_latency(
-    models: dict, tokenizer, prompt: str, new_tokens: int = 32, runs: int = 5
-) -> dict[str, list[float]]:
-    """Seconds per generated token for each model, `runs` times each.
+@contextmanager
+def merged_adapter(model) -> Iterator[None]:
+    """Run the block with the active adapter merged into the base weights (`merge_adapter`), then unmerge."""
+    model.merge_adapter()
+    try:
+        yield
+    finally:
+        model.unmerge_adapter()
 
-    The models take turns (a, b, c, a, b, c, ...) after one warm-up each, so a slowdown of the
-    machine mid-measurement hits all of them alike; compare medians, not single runs.
+
+def token_latency(
+    variants: dict, tokenizer, prompt: str, new_tokens: int = 32, runs: int = 5
+) -> dict[str, list[float]]:
+    """Seconds per generated token for each variant, `runs` times each.
+
+    A variant is a model, or a (model, context) pair: `context()` is entered around each timing,
+    e.g. `lambda: using_adapter(model, "base")` or `lambda: merged_adapter(model)`, so several variants can
+    share one copy of the weights. They take turns (a, b, c, a, b, c, ...) after one warm-up each,
+    so a slowdown of the machine mid-measurement hits all of them alike; compare medians.
     """
+    from contextlib import nullcontext
+
+    pairs = {n: v if isinstance(v, tuple) else (v, nullcontext) for n, v in variants.items()}
     conversation = [{"role": "user", "content": prompt}]
     inputs = tokenizer.apply_chat_template(
         conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
-    for model in models.values():
+    for model, context in pairs.values():
         model.eval()
-        _seconds_per_token(model, inputs.to(model.device), 2)  # warm-up: first-call allocations
-    times = {name: [] for name in models}
+        with context():
+            _seconds_per_token(model, inputs.to(model.device), 2)  # warm-up: first allocations
+    times = {name: [] for name in pairs}
     for _ in range(runs):
-        for name, model in models.items():
-            times[name].append(_seconds_per_token(model, inputs.to(model.device), new_tokens))
+        for name, (model, context) in pairs.items():
+            with context():
+                times[name].append(_seconds_per_token(model, inputs.to(model.device), new_tokens))
     return times
 
 
@@ -438,6 +481,15 @@ def dequantized_weight(module) -> torch.Tensor:
 
         return bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
     return weight.detach().float()
+
+
+def model_folder(profile) -> Path:
+    """The folder a profile's base model loads from: its own, or its snapshot in the Hub cache."""
+    if profile.is_local:
+        return Path(profile.model_path)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(profile.model, local_files_only=True))
 
 
 def weights_bytes(path: str | Path) -> int:

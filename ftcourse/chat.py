@@ -1,8 +1,9 @@
 """Chat templates and loss masks: the text the model really sees, and which tokens it learns from.
 
 SFT with `assistant_only_loss=True` trains only on the assistant's tokens. Those are found through
-`{% generation %}` markers in the chat template; every assistant turn must end with the EOS token
-inside them, or the fine-tuned model never learns to stop.
+`{% generation %}` markers in the chat template (trl swaps in a marked version of the templates it
+knows); every assistant turn must end with the EOS token inside them, or the fine-tuned model never
+learns to stop.
 """
 
 from __future__ import annotations
@@ -52,41 +53,84 @@ def has_generation_markers(template: str | None) -> bool:
     return bool(template) and re.search(r"{%-?\s*generation\s*-?%}", template) is not None
 
 
+def training_template(tokenizer, chat_template: str | None = None) -> tuple[str, str]:
+    """The template `SFTTrainer(assistant_only_loss=True)` trains with, and where it came from.
+
+    A template with generation markers is used as it is. For one without, trl 1.x swaps in its own
+    training variant when it recognises the template (Qwen2.5, Llama 3, Gemma, Phi-3, ...: see
+    `trl.chat_template_utils.get_training_chat_template`) and raises for any other (Llama 3.1's
+    included); this does the same, with an error that says what to do.
+    """
+    from trl.chat_template_utils import get_training_chat_template
+
+    template = chat_template or tokenizer.chat_template
+    if has_generation_markers(template):
+        return template, "the template's own generation markers"
+    saved, tokenizer.chat_template = tokenizer.chat_template, template
+    try:
+        patched = get_training_chat_template(tokenizer)
+    except ValueError:
+        raise CourseError(
+            "This chat template has no {% generation %} markers and trl has no training version "
+            "of it, so SFTTrainer(assistant_only_loss=True) raises 'The chat template is not "
+            "training-compatible'. Use a template with markers (a profile's `chat_template`, e.g. "
+            "trl's 'llama3_training' for Llama 3.1), or train on prompt/completion data instead."
+        ) from None
+    finally:
+        tokenizer.chat_template = saved
+    return patched or template, "trl's training version of this template"
+
+
+def trl_template(name: str) -> str:
+    """A chat template trl ships (trl/chat_templates/<name>.jinja): originals and training versions."""
+    from pathlib import Path
+
+    import trl
+
+    path = Path(trl.__file__).parent / "chat_templates" / f"{name}.jinja"
+    if not path.is_file():
+        raise CourseError(
+            f"trl {trl.__version__} ships no chat template named {name!r} ({path}). "
+            "Install the trl version in constraints.txt."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def prepare_tokenizer(tokenizer, profile):
+    """Set what a profile's tokenizer needs for training and generation; returns the tokenizer.
+
+    A pad token where there is none (EOS, safe with attention masks: Llama 3 ships none), the
+    profile's training chat template where trl cannot patch the tokenizer's own, and the profile's
+    end-of-turn token as EOS where a base model's EOS is another token (Llama 3.1: answers end with
+    <|eot_id|>, the text with <|end_of_text|>). Notebook 04 spells these lines out.
+    """
+    if tokenizer.pad_token is None:  # before EOS changes: pad stays the end-of-text token
+        tokenizer.pad_token = tokenizer.eos_token
+    if profile.chat_template:
+        tokenizer.chat_template = trl_template(profile.chat_template)
+    if profile.end_of_turn:
+        tokenizer.eos_token = profile.end_of_turn
+    return tokenizer
+
+
 def loss_mask(
     tokenizer, messages: list[dict], chat_template: str | None = None
 ) -> tuple[list, list, str]:
     """Token ids, a 0/1 mask of the tokens that carry loss, and how the mask was found.
 
-    With generation markers, every assistant turn carries loss (TRL's assistant_only_loss). Without
-    them, only the final answer does: the tokens after the prompt, as TRL's prompt-completion does.
+    Every assistant turn carries loss, as in TRL's assistant_only_loss: through the template's
+    generation markers, or through the training template trl swaps in for a template it knows.
     """
-    template = chat_template or tokenizer.chat_template
-    if has_generation_markers(template):
-        out = _apply(
-            tokenizer,
-            messages,
-            chat_template,
-            tokenize=True,
-            return_dict=True,
-            return_assistant_tokens_mask=True,
-        )
-        return list(out["input_ids"]), list(out["assistant_masks"]), "assistant turns"
-    full = _apply(tokenizer, messages, chat_template, tokenize=True, return_dict=True)["input_ids"]
-    prompt = _apply(
+    template, how = training_template(tokenizer, chat_template)
+    out = _apply(
         tokenizer,
-        messages[:-1],
-        chat_template,
+        messages,
+        template,
         tokenize=True,
         return_dict=True,
-        add_generation_prompt=True,
-    )["input_ids"]
-    if list(full[: len(prompt)]) != list(prompt):
-        raise CourseError(
-            "The prompt's tokens are not a prefix of the full conversation's, so "
-            "the answer cannot be located. Check the chat template."
-        )
-    mask = [0] * len(prompt) + [1] * (len(full) - len(prompt))
-    return list(full), mask, "final answer only (the template has no {% generation %} markers)"
+        return_assistant_tokens_mask=True,
+    )
+    return list(out["input_ids"]), list(out["assistant_masks"]), f"assistant turns, {how}"
 
 
 @dataclass(repr=False)
@@ -155,7 +199,7 @@ def _spans(mask: list[int]) -> list[tuple[int, int]]:
 def check_eos(tokenizer, messages: list[dict], chat_template: str | None = None) -> int:
     """Check that every loss-carrying answer ends with EOS; return how many answers were checked."""
     ids, mask, how = loss_mask(tokenizer, messages, chat_template)
-    expected = sum(m["role"] == "assistant" for m in messages) if how == "assistant turns" else 1
+    expected = sum(m["role"] == "assistant" for m in messages)
     spans = _spans(mask)
     if expected == 0:
         roles = [m["role"] for m in messages]
@@ -170,7 +214,7 @@ def check_eos(tokenizer, messages: list[dict], chat_template: str | None = None)
         )
     eos = tokenizer.eos_token_id
     for k, (start, end) in enumerate(spans):
-        last = next((i for i in reversed(ids[start:end]) if tokenizer.decode([i]).strip()), None)
+        last = last_token(tokenizer, ids[start:end])
         if last != eos:
             seen = tokenizer.decode([last]) if last is not None else "nothing"
             raise CourseError(
@@ -179,3 +223,9 @@ def check_eos(tokenizer, messages: list[dict], chat_template: str | None = None)
                 "inside the template's generation block."
             )
     return len(spans)
+
+
+def last_token(tokenizer, ids) -> int | None:
+    """The last token id that is not whitespace (Qwen's answers end with "<|im_end|>" and a newline)."""
+    ids = [int(i) for i in ids]
+    return next((i for i in reversed(ids) if tokenizer.decode([i]).strip()), None)

@@ -94,6 +94,7 @@ def report(profile_name: str | None = None) -> Report:
         rows["GPU memory"] = f"{mem['gpu_free']:.1f} GB free of {mem['gpu_total']:.1f} GB"
     rows["profile"] = f"{profile.name}: {profile.summary}"
     rows["model"] = profile.model_path
+    rows["compute"] = f"{profile.compute_dtype}" + (f" ({profile.notes})" if profile.notes else "")
     if profile.compute_dtype == "bfloat16" and not hw.bf16:
         notes.append(
             "this profile computes in bf16 but the device has no bf16: use fp16 (T4) or fp32."
@@ -107,7 +108,12 @@ def report(profile_name: str | None = None) -> Report:
 
 def _bf16_text(hw: Hardware) -> str:
     if hw.cuda:
-        return "supported" if hw.bf16 else "NOT supported (use fp16)"
+        cc = ".".join(map(str, hw.compute_capability)) if hw.compute_capability else "unknown"
+        if hw.bf16:
+            return f"yes (compute capability {cc})"
+        return (
+            f"no (compute capability {cc}; bf16 needs 8.0 or newer, e.g. an A100, L4 or RTX 30xx)"
+        )
     if cpu_has_native_bf16():
         return "native on this CPU"
     return "emulated on this CPU (5-8x slower than fp32: the course computes in fp32)"

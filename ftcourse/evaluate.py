@@ -20,6 +20,22 @@ def prompt_messages(messages: list[dict]) -> list[dict]:
     return messages
 
 
+# Greedy decoding whatever the model's generation_config.json says: Instruct models ship sampling
+# defaults (Qwen2.5: temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05-1.1) that
+# `generate` applies to every value it is not given, and a repetition penalty works against tasks
+# that copy from the prompt. These are transformers' own defaults, so nothing is left to the file.
+GREEDY = dict(
+    do_sample=False, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_p=1.0, top_k=50
+)
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an answer: the tokenizer's EOS, then those generation_config stops at."""
+    configured = model.generation_config.eos_token_id
+    configured = configured if isinstance(configured, list) else [configured]
+    return list(dict.fromkeys(i for i in [tokenizer.eos_token_id, *configured] if i is not None))
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -35,6 +51,7 @@ def generate(
     Pass a list as `stops` to learn which answers ended with EOS (rather than running out of tokens).
     """
     side, tokenizer.padding_side = tokenizer.padding_side, "left"  # new tokens follow the prompt
+    ends = stop_ids(model, tokenizer)
     answers = []
     try:
         batches = range(0, len(conversations), batch_size)
@@ -49,14 +66,14 @@ def generate(
             out = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=ends,
                 pad_token_id=tokenizer.pad_token_id,
+                **GREEDY,
             )
             new = out[:, enc["input_ids"].shape[1] :]
             answers += tokenizer.batch_decode(new, skip_special_tokens=True)
             if stops is not None:
-                stops += (new == tokenizer.eos_token_id).any(dim=1).tolist()
+                stops += torch.isin(new, torch.tensor(ends, device=new.device)).any(dim=1).tolist()
     finally:
         tokenizer.padding_side = side
     return [a.strip() for a in answers]
@@ -172,3 +189,23 @@ def copy_probe(model, length: int = 40, seed: int = 0) -> CopyProbe:
     logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
     nll = -logp.gather(1, ids[0, 1:, None])[:, 0]
     return CopyProbe(nll[: length - 1].mean().item(), nll[length:].mean().item())
+
+
+def untrained_twin(model, max_layers: int = 2, min_params: float = 1e8):
+    """A randomly initialised model of `model`'s architecture, on its device and in its dtype.
+
+    A model of over `min_params` parameters is cut to `max_layers` layers: an untrained network
+    copies no better with more of them, and a full random copy of an 8B model would not fit beside
+    the real one. The course's 4M-parameter model keeps its shape.
+    """
+    from transformers import AutoModelForCausalLM
+
+    values = {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}
+    if model.num_parameters() > min_params:
+        values["num_hidden_layers"] = min(values["num_hidden_layers"], max_layers)
+        values.pop("layer_types", None)  # rebuilt from the new layer count
+        if "max_window_layers" in values:
+            values["max_window_layers"] = values["num_hidden_layers"]
+    config = type(model.config).from_dict(values)
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    return AutoModelForCausalLM.from_config(config, dtype=dtype).to(model.device).eval()

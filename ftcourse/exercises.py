@@ -29,9 +29,9 @@ def _00_1(answer):
 def _00_2(answer):
     from transformers import AutoConfig
 
-    from ftcourse.paths import BASE_MODEL_DIR
+    from ftcourse.profiles import notebook_profile
 
-    config = AutoConfig.from_pretrained(BASE_MODEL_DIR)
+    config = AutoConfig.from_pretrained(notebook_profile().model_path)  # the notebook's `model`
     if answer != config.vocab_size * config.hidden_size:
         return "The embedding is a vocab_size x hidden_size matrix: `model.get_input_embeddings().weight`."
 

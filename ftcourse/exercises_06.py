@@ -1,6 +1,7 @@
 """The checkers behind notebook 06's exercises (capstone: was fine-tuning worth it?).
 
-Expected answers come from `ftcourse.strategies`, the course tokenizer and the committed polite data.
+Expected answers come from `ftcourse.strategies`, the notebook's tokenizer (its profile's) and the
+committed polite data.
 """
 
 from __future__ import annotations
@@ -10,12 +11,27 @@ from ftcourse.checks import exercise
 TASK = "polite"
 
 
-def _tokenizer():
+def _tokenizer(course: bool = False):
+    """The notebook's tokenizer (its profile's), or the course model's."""
     from transformers import AutoTokenizer
 
     from ftcourse.paths import BASE_MODEL_DIR
+    from ftcourse.profiles import notebook_profile
 
-    return AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+    return AutoTokenizer.from_pretrained(
+        BASE_MODEL_DIR if course else notebook_profile().model_path
+    )
+
+
+def _window() -> int:
+    """The notebook's `window`: the model's context, capped at the profile's max_length."""
+    from transformers import AutoConfig
+
+    from ftcourse.profiles import notebook_profile
+
+    profile = notebook_profile()
+    context = AutoConfig.from_pretrained(profile.model_path).max_position_embeddings
+    return min(context, profile.max_length)
 
 
 def _split(split: str) -> list[dict]:
@@ -53,18 +69,15 @@ def _06_1(answer):
     "06.2",
     "medium",
     "set `answer` to the largest number k of fixed training examples for which the few-shot prompt "
-    "of `test_set[0]` still leaves room for a 64-token answer within the model's "
-    "`max_position_embeddings`.",
+    "of `test_set[0]` still leaves room for a 64-token answer within `window` positions (the "
+    "model's context, capped at the profile's max_length).",
 )
 def _06_2(answer):
-    from transformers import AutoConfig
-
     from ftcourse.evaluate import MAX_NEW_TOKENS
-    from ftcourse.paths import BASE_MODEL_DIR
     from ftcourse.strategies import few_shot, prompt_tokens
 
     tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
-    window = AutoConfig.from_pretrained(BASE_MODEL_DIR).max_position_embeddings
+    window = _window()
     room = MAX_NEW_TOKENS[TASK]  # the 64 tokens an answer may take
     k = 0
     while prompt_tokens(tokenizer, few_shot(test[0], train, k + 1)) + room <= window:
@@ -73,8 +86,8 @@ def _06_2(answer):
         return f"With {k + 1} examples prompt + answer pass {window} positions: one too many."
     if answer != k:
         return (
-            f"Add examples while `prompt_tokens(...) + {room} <= "
-            f"config.max_position_embeddings` ({window}) holds, and keep the last k that fitted."
+            f"Add examples while `prompt_tokens(...) + {room} <= window` ({window}) holds, and "
+            "keep the last k that fitted."
         )
 
 
@@ -88,7 +101,7 @@ def _06_2(answer):
 def _06_3(answer):
     from ftcourse.strategies import Retriever, prompt_tokens, retrieval
 
-    tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
+    tokenizer, train, test = _tokenizer(course=True), _split("train"), _split("test")
     retriever = Retriever(train[:300])
     for record, k, budget in [
         (test[0], 3, 1000),

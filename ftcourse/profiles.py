@@ -39,14 +39,32 @@ class Profile:
     gradient_checkpointing: bool = True  # saves activation memory on GPUs, costs ~25% speed
     needs_cuda: bool = False
     needs_bf16: bool = False
-    min_gpu_gb: float = 0.0
+    min_gpu_gb: float = 0.0  # the smallest GPU the profile is chosen for automatically
+    gpu_gb: float = 0.0  # the GPU its notebooks are planned to fit (ftcourse.memory.Ledger checks)
     gated: bool = False  # the Hub asks you to accept a licence before downloading
+    opt_in: bool = False  # never chosen automatically: only by name (FTCOURSE_PROFILE)
+    architecture: str = ""  # the bundled config (data/configs) of a Hub model, for estimates
+    # The tokenizer's own template, unless it cannot mark the answers for assistant-only loss: then
+    # the name of one of trl's training templates (trl/chat_templates/<name>.jinja), used throughout
+    chat_template: str | None = None
+    end_of_turn: str | None = None  # the token an answer ends with, when it is not the EOS token
+    standin_for: str | None = None  # a CPU stand-in: the GPU profile whose code paths it runs
     notes: str = field(default="", compare=False)
 
     @property
     def is_local(self) -> bool:
-        """True when the model ships with the course (no download needed)."""
+        """True when the model ships with the course or is built by it (no download needed)."""
         return not _looks_like_hub_id(self.model)
+
+    @property
+    def is_standin(self) -> bool:
+        """True for a CPU stand-in: a tiny random model of a GPU profile's family."""
+        return self.standin_for is not None
+
+    @property
+    def gpu_path(self) -> bool:
+        """True for a GPU profile and its CPU stand-in: both take the GPU's code paths."""
+        return self.needs_cuda or self.is_standin
 
     @property
     def model_path(self) -> str:
@@ -59,6 +77,23 @@ class Profile:
         import torch
 
         return getattr(torch, self.compute_dtype)
+
+    @property
+    def device(self) -> str:
+        """Where this profile's models run: "cuda" on a CUDA machine, else "cpu"."""
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def logging_steps(self) -> int:
+        """How often training logs its loss: every 10 steps, or every step for budgets under 40."""
+        return 1 if 0 < self.max_steps < 40 else 10
+
+    @property
+    def warmup_steps(self) -> int:
+        """Learning-rate warmup: 5% of a step budget (at least 1), or 10 steps for an epoch budget."""
+        return max(self.max_steps // 20, 1) if self.max_steps > 0 else 10
 
     def learning_rate_for(self, task: str) -> float:
         """The learning rate for one task: its own where the profile names one, else the default."""
@@ -74,8 +109,17 @@ class Profile:
 
 
 def _looks_like_hub_id(model: str) -> bool:
-    return not model.startswith(("data/", "./", "/")) and model.count("/") == 1
+    return not model.startswith(("data/", "build/", "./", "/")) and model.count("/") == 1
 
+
+# Why the T4 computes in fp32: a T4 (compute capability 7.5) has no bf16, and Qwen2.x models, trained
+# in bf16, are reported to overflow in fp16 (activations past fp16's 65,504: NaN logits, answers of
+# "!!!!", QwenLM/Qwen3 issues #761 and #826). fp32 compute keeps what QLoRA saves (4-bit weights)
+# and costs speed: a T4 peaks at ~8 TFLOP/s in fp32 against ~65 in fp16 (an estimate; not measured).
+T4_DTYPE_REASON = (
+    "fp32 compute on 4-bit weights: a T4 has no bf16, and Qwen2.x (trained in bf16) is reported to "
+    "overflow in fp16 (NaN logits, '!!!!' answers); fp32 is safe and slower"
+)
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -104,9 +148,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="t4",
-            summary="free Colab T4 (~15 GB, fp16 only): Qwen2.5-1.5B-Instruct in 4-bit",
+            summary="free Colab T4 (~15 GB, no bf16): Qwen2.5-1.5B-Instruct in 4-bit, fp32 compute",
             model="Qwen/Qwen2.5-1.5B-Instruct",
-            compute_dtype="float16",  # T4 (compute capability 7.5) has no bf16
+            compute_dtype="float32",
             load_in_4bit=True,
             max_length=1024,
             batch_size=4,
@@ -116,27 +160,98 @@ PROFILES: dict[str, Profile] = {
             learning_rate=2e-4,
             needs_cuda=True,
             min_gpu_gb=12.0,
+            gpu_gb=15.0,
+            architecture="qwen2.5-1.5b-instruct",
+            notes=T4_DTYPE_REASON,
         ),
         Profile(
             name="gpu-24gb",
-            summary="24 GB+ GPU with bf16: the article's Llama-3.1-8B QLoRA recipe",
-            model="meta-llama/Llama-3.1-8B",
+            summary="24 GB+ GPU with bf16: Qwen2.5-7B-Instruct in 4-bit (ungated: no account needed)",
+            model="Qwen/Qwen2.5-7B-Instruct",
             compute_dtype="bfloat16",
             load_in_4bit=True,
             max_length=2048,
-            batch_size=4,
-            grad_accum=4,
+            # the article's effective batch of 16 as 2 x 8: with Qwen's 152k-token vocabulary the
+            # logits of 4 x 2,048 tokens alone take ~15 GB (notebook 01's estimate)
+            batch_size=2,
+            grad_accum=8,
             max_steps=-1,
             num_train_epochs=3,
             learning_rate=2e-4,
             needs_cuda=True,
             needs_bf16=True,
             min_gpu_gb=22.0,
+            gpu_gb=24.0,
+            architecture="qwen2.5-7b-instruct",
+        ),
+        Profile(
+            name="llama-3.1-8b",
+            summary="opt-in: the article's own Llama-3.1-8B base model, QLoRA in bf16 on 24 GB+",
+            model="meta-llama/Llama-3.1-8B",
+            compute_dtype="bfloat16",
+            load_in_4bit=True,
+            max_length=2048,
+            batch_size=2,  # the article's effective 16 as 2 x 8: 4 x 2,048 alone needs ~22 GB
+            grad_accum=8,
+            max_steps=-1,
+            num_train_epochs=3,
+            learning_rate=2e-4,
+            needs_cuda=True,
+            needs_bf16=True,
+            min_gpu_gb=22.0,
+            gpu_gb=24.0,
             gated=True,
-            notes="Accept the licence on the model's Hub page and run `hf auth login` first.",
+            opt_in=True,
+            architecture="llama-3.1-8b",
+            # the base model's tokenizer ships Llama 3.1's chat template, which has no
+            # {% generation %} markers and which trl cannot patch (it raises); Llama 3's training
+            # template renders the same turns and ends each answer with <|eot_id|>
+            chat_template="llama3_training",
+            end_of_turn="<|eot_id|>",  # the base model's EOS is <|end_of_text|>
+            notes=(
+                "Gated: accept the licence on the model's Hub page, then `hf auth login`. "
+                "Choose it with FTCOURSE_PROFILE=llama-3.1-8b."
+            ),
         ),
     ]
 }
+
+
+def _standin(name: str) -> Profile:
+    """A GPU profile's CPU stand-in: its family, template, dtype and adapters on a tiny random model.
+
+    The model is built by `ftcourse.standins` into build/standins/ (no download). The budgets are
+    tiny and the learning rate high, so that a few steps move the adapters measurably: a stand-in
+    checks the code paths (masks, templates, saving, merging, switching, freeing), not accuracy.
+    """
+    gpu = PROFILES[name]
+    return gpu.with_overrides(
+        name=f"{name}-standin",
+        summary=f"CPU stand-in for {name}: a tiny random {gpu.architecture}, same code paths",
+        model=f"build/standins/{gpu.architecture}",
+        max_length=256,
+        batch_size=2,
+        grad_accum=2,
+        max_steps=4,
+        num_train_epochs=1,
+        learning_rate=1e-2,
+        eval_samples=4,
+        needs_cuda=False,
+        needs_bf16=False,
+        min_gpu_gb=0.0,
+        gated=False,
+        opt_in=True,
+        standin_for=name,
+        notes=f"Runs in CI; stands in for {gpu.model}.",
+    )
+
+
+PROFILES |= {p.name: p for p in map(_standin, ("t4", "gpu-24gb", "llama-3.1-8b"))}
+
+
+def planned_for(profile: Profile) -> Profile:
+    """The profile whose GPU a profile's memory is planned for: a stand-in's GPU profile, else itself."""
+    return PROFILES[profile.standin_for] if profile.standin_for else profile
 
 
 @dataclass(frozen=True)
@@ -146,8 +261,9 @@ class Hardware:
     cuda: bool
     gpu_name: str
     gpu_memory_gb: float
-    bf16: bool
+    bf16: bool  # native bf16 (compute capability 8.0+ on NVIDIA), not emulation
     cpu_count: int
+    compute_capability: tuple[int, int] | None = None
 
     @classmethod
     def detect(cls) -> Hardware:
@@ -156,12 +272,18 @@ class Hardware:
 
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(0)
+            # FTCOURSE_NO_BF16=1 makes a bf16 GPU act as a T4 does (the device check's T4 path)
+            refuse = os.environ.get("FTCOURSE_NO_BF16", "0") not in ("", "0")
+            capability = torch.cuda.get_device_capability(0)
             return cls(
                 cuda=True,
                 gpu_name=props.name,
                 gpu_memory_gb=props.total_memory / 1e9,
-                bf16=torch.cuda.is_bf16_supported(),
+                # `torch.cuda.is_bf16_supported()` counts emulation and says yes on a T4 (7.5):
+                # there bf16 runs, slowly. What matters is hardware bf16, from Ampere (8.0) on.
+                bf16=capability >= (8, 0) and not refuse,
                 cpu_count=os.cpu_count() or 1,
+                compute_capability=tuple(capability),
             )
         return cls(False, "", 0.0, False, os.cpu_count() or 1)
 
@@ -176,7 +298,7 @@ def fits(profile: Profile, hw: Hardware) -> bool:
 
 
 def auto_profile(hw: Hardware) -> Profile:
-    """The largest profile that fits the hardware."""
+    """The largest profile that fits the hardware (opt-in profiles and stand-ins only by name)."""
     for name in ("gpu-24gb", "t4", "cpu-tiny"):
         if fits(PROFILES[name], hw):
             return PROFILES[name]
@@ -202,6 +324,16 @@ def choose_profile(name: str | None = None, hw: Hardware | None = None) -> Profi
     if os.environ.get("FTCOURSE_FAST", "0") not in ("", "0"):
         # live demos: score fewer held-out examples; training budgets stay as they are
         profile = profile.with_overrides(eval_samples=min(profile.eval_samples, 30))
+    dtype = os.environ.get("FTCOURSE_DTYPE")
+    if dtype:  # e.g. FTCOURSE_DTYPE=float16 on a T4: faster than the profile's fp32, at your risk
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise CourseError(f"FTCOURSE_DTYPE={dtype!r}: use float32, float16 or bfloat16.")
+        if dtype == "bfloat16" and hw.cuda and not hw.bf16:
+            raise CourseError(
+                "FTCOURSE_DTYPE=bfloat16, but this GPU has no bf16 (compute capability "
+                f"{hw.compute_capability}): use float16 or float32."
+            )
+        profile = profile.with_overrides(compute_dtype=dtype)
     if name is not None and not fits(profile, hw):
         warnings.warn(
             f"Profile {name!r} does not fit this hardware "
@@ -210,6 +342,13 @@ def choose_profile(name: str | None = None, hw: Hardware | None = None) -> Profi
             stacklevel=2,
         )
     return profile
+
+
+def notebook_profile() -> Profile:
+    """The profile `setup_notebook` gives a notebook here (for checkers), without its warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return choose_profile()
 
 
 def is_offline() -> bool:
@@ -231,7 +370,15 @@ def in_hub_cache(model_id: str) -> bool:
 
 
 def ensure_available(profile: Profile) -> Profile:
-    """Fail at once, with what to do, when the profile's model cannot be loaded here."""
+    """Fail at once, with what to do, when the profile's model cannot be loaded here.
+
+    A stand-in's model is built here on first use (`ftcourse.standins`), offline.
+    """
+    if profile.is_standin:
+        from ftcourse.standins import ensure_standin
+
+        ensure_standin(profile.architecture)
+        return profile
     if profile.is_local:
         if not (Path(profile.model_path) / "config.json").is_file():
             raise CourseError(
@@ -245,4 +392,5 @@ def ensure_available(profile: Profile) -> Profile:
         f"Profile {profile.name!r} needs {profile.model} from the Hugging Face Hub, but this "
         "machine is offline (HF_HUB_OFFLINE=1 or no network) and the model is not cached. "
         "Use FTCOURSE_PROFILE=cpu-tiny to run offline, or download the model once while online."
+        + (f" It is gated: {profile.notes}" if profile.gated else "")
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ftcourse.chat import prepare_tokenizer
 from ftcourse.errors import CourseError
 from ftcourse.profiles import Profile, choose_profile, ensure_available
 
@@ -37,15 +38,13 @@ def bnb_config(profile: Profile):
 
 
 def load_model(profile: Profile, method: str = "qlora"):
-    """The profile's base model (4-bit for QLoRA) and its tokenizer, with a pad token set."""
+    """The profile's base model (4-bit for QLoRA) and its tokenizer, prepared (`prepare_tokenizer`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if method not in METHODS:
         raise CourseError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     ensure_available(profile)
-    tokenizer = AutoTokenizer.from_pretrained(profile.model_path)
-    if tokenizer.pad_token is None:  # Llama-3 ships none; EOS as pad is safe with attention masks
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
     quant = bnb_config(profile) if method == "qlora" else None
     model = AutoModelForCausalLM.from_pretrained(
         profile.model_path,
@@ -54,7 +53,31 @@ def load_model(profile: Profile, method: str = "qlora"):
         device_map={"": _device()} if torch.cuda.is_available() else None,
     )
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return keep_trainable_on_cpu(model), tokenizer
+
+
+def keep_trainable_on_cpu(model):
+    """Stop bitsandbytes repacking a 4-bit model for CPU inference, which breaks training; return it.
+
+    bitsandbytes 0.50, on a CPU with AVX512-BF16, repacks each 4-bit layer for its fused inference
+    kernel at the first forward pass in eval mode without gradients (an evaluation, a `generate`).
+    That kernel has no backward: training the model afterwards silently loses the gradients through
+    every 4-bit layer (LoRA's A matrices of the first layers get none at all), and a layer with a
+    bias, as Qwen's q, k and v projections have, fails outright. The course evaluates its models
+    before training them (notebook 04), so every 4-bit model it may train keeps the plain layout.
+    """
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            weight = module.weight
+            if getattr(weight.quant_state, "packing_format_for_cpu", False):  # packed already
+                weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                    weight.data, weight.quant_state
+                )
+    return model
 
 
 def _device() -> int | str:
@@ -90,7 +113,7 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         gradient_accumulation_steps=profile.grad_accum,
         learning_rate=profile.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=max(profile.max_steps // 20, 1) if profile.max_steps > 0 else 10,
+        warmup_steps=profile.warmup_steps,
         max_length=profile.max_length,
         assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
         # trl turns bf16 on by default: it fails on a CPU or a T4, so the profile decides
@@ -98,7 +121,7 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         fp16=profile.compute_dtype == "float16",
         use_cpu=not torch.cuda.is_available(),
         activation_checkpointing=profile.gradient_checkpointing,
-        logging_steps=10,
+        logging_steps=profile.logging_steps,
         save_strategy="no",
         eval_strategy="no",
         report_to="none",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 import re
 from pathlib import Path
 
 import pytest
+from nbcode import code_cell_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 # Keywords that still work but are deprecated: the course must not teach them.
@@ -30,15 +30,7 @@ def _source_files() -> list[tuple[str, str]]:
     ]:
         out.append((str(path.relative_to(ROOT)), path.read_text()))
     for path in ROOT.glob("notebooks/**/*.ipynb"):
-        cells = json.loads(path.read_text())["cells"]
-        code = "\n".join(
-            "\n".join(
-                line for line in "".join(c["source"]).splitlines() if not re.match(r"\s*[!%]", line)
-            )
-            for c in cells
-            if c["cell_type"] == "code"
-        )
-        out.append((str(path.relative_to(ROOT)), code))
+        out.append((str(path.relative_to(ROOT)), "\n".join(code_cell_sources(path))))
     return out
 
 

@@ -6,7 +6,14 @@ import pytest
 from transformers import AutoTokenizer
 
 from ftcourse import CourseError
-from ftcourse.chat import check_eos, loss_mask, loss_mask_view, render
+from ftcourse.chat import (
+    check_eos,
+    loss_mask,
+    loss_mask_view,
+    render,
+    training_template,
+    trl_template,
+)
 from ftcourse.data import (
     check_size,
     detect_format,
@@ -367,7 +374,7 @@ def test_polite_score():
 def test_loss_mask_covers_each_answer_and_its_eos(tokenizer):
     messages = to_messages(SHAREGPT)
     ids, mask, how = loss_mask(tokenizer, messages)
-    assert how == "assistant turns"
+    assert how.startswith("assistant turns")
     trained = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
     assert trained == "A mutable sequence.<|end|>An immutable one.<|end|>"
     assert check_eos(tokenizer, messages) == 2
@@ -394,15 +401,22 @@ def test_missing_eos_and_raw_sharegpt_roles_are_caught(tokenizer):
         check_eos(tokenizer, raw, chat_template=permissive)
 
 
-def test_template_without_generation_markers_masks_the_final_answer(tokenizer):
+def test_template_without_generation_markers_is_refused_unless_trl_knows_it(tokenizer):
+    """trl 1.x swaps in a training template for the templates it knows and raises for the others;
+    it never falls back to masking the final answer (which this course once taught)."""
     plain = (
         "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
     )
-    ids, mask, how = loss_mask(tokenizer, to_messages(SHAREGPT), chat_template=plain)
-    assert "final answer only" in how
-    assert (
-        tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
-        == "An immutable one.<|end|>\n"
-    )
-    assert check_eos(tokenizer, to_messages(SHAREGPT), chat_template=plain) == 1
+    with pytest.raises(CourseError, match="not training-compatible"):
+        loss_mask(tokenizer, to_messages(SHAREGPT), chat_template=plain)
+    with pytest.raises(CourseError, match="llama3_training"):
+        training_template(tokenizer, trl_template("llama3_1"))
+    template, how = training_template(tokenizer, trl_template("qwen2_5"))
+    assert template == trl_template("qwen2_5_training") and "trl" in how
+    assert tokenizer.chat_template != template, "the tokenizer itself is left as it was"
+
+
+def test_a_template_with_markers_is_used_as_it_is(tokenizer):
+    template, how = training_template(tokenizer)
+    assert template == tokenizer.chat_template and "own" in how

@@ -36,7 +36,8 @@ def test_versions_are_real():
     assert versions["trl"][0].isdigit() and versions["peft"][0].isdigit()
 
 
-def test_bf16_profile_on_cpu_is_warned():
+def test_bf16_profile_on_cpu_is_warned(monkeypatch):
+    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
     rep = report("gpu-24gb")
     text = str(rep)
     assert "does not fit" in text and "bf16" in text
@@ -57,3 +58,15 @@ def test_cli_doctor_runs_and_rejects_unknown_profile():
         text=True,
     )
     assert bad.returncode == 1 and "Valid profiles" in bad.stderr
+
+
+def test_doctor_on_a_t4_says_bf16_no_and_picks_the_t4_profile(monkeypatch, fake_cuda):
+    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
+    fake_cuda()
+    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", lambda device: (True, device))
+    monkeypatch.setattr("ftcourse.profiles.is_offline", lambda: False)
+    rep = report()
+    assert rep.rows["bf16"].startswith("no") and "7.5" in rep.rows["bf16"]
+    assert rep.profile.name == "t4" and rep.rows["device"] == "CUDA: Tesla T4"
+    assert rep.rows["compute"].startswith("float32") and "overflow" in rep.rows["compute"]
+    assert "GPU memory" in rep.rows

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from nbcode import code_cell_sources
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +86,53 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make course" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _code_cells(path):
+    """The code cells of a notebook as Python syntax trees."""
+    import ast
+
+    return [ast.parse(text) for text in code_cell_sources(path)]
+
+
+def _calls(tree):
+    import ast
+
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield node, parents
+
+
+def _keyword(call, name):
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+CPU_ONLY = {"03_lora_maths.ipynb"}  # builds every model itself, on the CPU, on every machine
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_inputs_follow_the_model_to_its_device(path):
+    """bitsandbytes puts a 4-bit model on cuda:0: a batch left on the CPU fails on any GPU."""
+    import ast
+
+    if path.name in CPU_ONLY:
+        return
+    for tree in _code_cells(path):
+        for call, parents in _calls(tree):
+            value = _keyword(call, "return_tensors")
+            if isinstance(value, ast.Constant) and value.value == "pt":
+                parent = parents.get(call)
+                moved = isinstance(parent, ast.Attribute) and parent.attr == "to"
+                assert moved, f"{path.name}: line {call.lineno}: add .to(model.device)"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_every_4bit_model_is_placed_on_purpose(path):
+    """A 4-bit model without `device_map` goes to the GPU when there is one, wanted or not."""
+    for tree in _code_cells(path):
+        for call, _ in _calls(tree):
+            if _keyword(call, "quantization_config") is not None:
+                assert _keyword(call, "device_map") is not None, (
+                    f"{path.name}: line {call.lineno}: pass device_map (profile.device or 'cpu')"
+                )

@@ -37,7 +37,11 @@ def test_profile_decides_precision_flags():
     )
     assert not cpu.activation_checkpointing, "checkpointing only slows a tiny model down"
     assert cpu.assistant_only_loss and cpu.max_length == get_profile("cpu-tiny").max_length
-    assert bnb_config(get_profile("t4")).bnb_4bit_compute_dtype == torch.float16
+    assert bnb_config(get_profile("t4")).bnb_4bit_compute_dtype == torch.float32
+    t4 = sft_config(get_profile("t4"), "/tmp/x")
+    assert not t4.bf16 and not t4.fp16, "a T4 has no bf16, and fp16 overflows Qwen2.x"
+    big = sft_config(get_profile("gpu-24gb"), "/tmp/x")
+    assert big.bf16 and not big.fp16 and big.activation_checkpointing
 
 
 def test_qlora_training_lowers_the_loss_and_saves_an_adapter(tmp_path):
@@ -134,3 +138,31 @@ def test_shipped_run_files_load(path):
     assert run.task in ("polite", "bugfix", "python_qa") and run.method in ("qlora", "lora", "full")
     if run.profile:
         get_profile(run.profile).with_overrides(**run.profile_overrides)
+
+
+def test_a_4bit_model_evaluated_before_training_still_gets_every_gradient():
+    """bitsandbytes 0.50 repacks 4-bit layers for CPU inference at the first eval-mode forward
+    (on AVX512-BF16 CPUs); the packed kernel has no backward, so a model evaluated first trained
+    with no gradient through its 4-bit layers. `load_model` turns the repacking off."""
+    from peft import get_peft_model
+
+    from ftcourse.train import keep_trainable_on_cpu, load_model, lora_config
+
+    profile = get_profile("cpu-tiny")
+    model = get_peft_model(load_model(profile, "qlora")[0], lora_config(profile))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    ids = torch.randint(100, 4000, (2, 24), generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)  # what notebook 04's baseline evaluation does first
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    first = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert first.lora_A["default"].weight.grad is not None
+    assert first.lora_A["default"].weight.grad.abs().sum() > 0
+    packed = [
+        m for m in model.modules() if getattr(m, "support_avx512bf16_for_cpu", False)
+    ]  # every 4-bit layer has it switched off
+    assert not packed and keep_trainable_on_cpu(model) is model

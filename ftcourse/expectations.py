@@ -1,0 +1,115 @@
+"""What each profile's notebooks may assert: the measured bars, and None where nothing was measured.
+
+A notebook's claim about a model ("the base fails", "the fine-tune reaches 70%", "merged costs what
+the base costs") holds on the model it was measured on. The bars live here, one set per profile,
+with where they were measured. Where a profile has never been run (the GPU profiles, until a GPU
+run is committed) a bar is None: the notebook prints the value it measured and asserts only the
+mechanics (the loss masks, the template, saving and reloading, merging, switching, freeing memory).
+
+    expect = expectations(profile)
+    if expect.tuned_accuracy_min["polite"] is not None:
+        assert tuned >= expect.tuned_accuracy_min["polite"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TASKS = ("polite", "bugfix")
+
+
+def _per_task(value=None) -> dict:
+    return {task: value for task in TASKS}
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """The bars one profile's notebooks assert; None means "not measured on this profile"."""
+
+    measured: str  # where and how the bars were measured, or why there are none
+    # 04: the base model before training (held-out accuracy at most)
+    base_accuracy_max: dict[str, float | None] = field(default_factory=_per_task)
+    # 04: after training, on the held-out split (accuracy, answers ending at EOS, answers in form)
+    tuned_accuracy_min: dict[str, float | None] = field(default_factory=_per_task)
+    tuned_stop_rate_min: dict[str, float | None] = field(default_factory=_per_task)
+    tuned_form_min: dict[str, float | None] = field(default_factory=_per_task)
+    heldout_loss_falls: bool | None = None  # 04: the held-out answer loss is lower after training
+    training_loss_halves: bool | None = None  # 04: the last logged loss is under half the first
+    base_copies: bool | None = None  # 04, 05, 06: the copy probe finds the base model can copy
+    names_probe_drop_min: float | None = None  # 04: accuracy lost when training names are renamed
+    lr_demo_ratio_max: float | None = None  # 04: loss at the high rate / at the article's rate
+    stops_at_eos: bool | None = None  # 05: the polite adapter's streamed answer ends at EOS
+    own_form_min: float | None = None  # 05: each adapter's answers in its task's form
+    other_form_max: float | None = None  # 05: the base's and the other adapter's, at most
+    own_accuracy_beats_others: bool | None = None  # 05: each adapter is best at its own task
+    sums_lose_a_behaviour: bool | None = None  # 05: neither sum of adapters keeps both tasks
+    merge_order_matters: bool | None = None  # 05: 4-bit or original-base merges change the model
+    adapter_share_max: float | None = None  # 05: adapter file / base model files, at most
+    merged_latency_tolerance: float | None = None  # 05: |merged / base - 1| at most
+    lora_form_margin: float | None = None  # 06: the fine-tune's form rate above zero-shot's
+    lora_stops_more: bool | None = None  # 06: the fine-tune stops at EOS more often than zero-shot
+    lora_accuracy_margin: float | None = None  # 06: its accuracy above zero-shot's
+
+
+EXPECTATIONS: dict[str, Expectations] = {
+    "cpu-tiny": Expectations(
+        measured=(
+            "cpu-tiny, by `make course` on a 2-core CPU (2026-11-30): polite 0% -> 83%, bugfix "
+            "0% -> 58%, names probe 75% -> 42% (docs/benchmarks.md); bars sit below the measures"
+        ),
+        base_accuracy_max=_per_task(0.10),
+        tuned_accuracy_min={"polite": 0.7, "bugfix": 0.45},
+        tuned_stop_rate_min={"polite": 0.8, "bugfix": 0.5},
+        tuned_form_min={"polite": 0.8, "bugfix": 0.5},
+        heldout_loss_falls=True,
+        training_loss_halves=True,
+        base_copies=True,
+        names_probe_drop_min=0.15,
+        lr_demo_ratio_max=0.5,
+        stops_at_eos=True,
+        own_form_min=0.75,
+        other_form_max=0.25,
+        own_accuracy_beats_others=True,
+        sums_lose_a_behaviour=True,
+        merge_order_matters=True,
+        adapter_share_max=0.1,
+        merged_latency_tolerance=0.25,
+        lora_form_margin=0.5,
+        lora_stops_more=True,
+        lora_accuracy_margin=0.3,
+    ),
+}
+NOT_MEASURED = Expectations(
+    measured="not measured: no run of this profile is committed, so only the mechanics are asserted"
+)
+STANDIN = Expectations(
+    measured="a CPU stand-in (random weights): only the mechanics are asserted, never accuracy"
+)
+
+# How far two runs of the same model may differ in their logits, by compute dtype: float32 rounds
+# at ~1e-7 relative, bfloat16 at ~4e-3 and float16 at ~5e-4 (8 and 11 bits of mantissa), and GPU
+# kernels may sum in another order from run to run. Relative to the logits' largest magnitude.
+LOGIT_RTOL = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 4e-2}
+
+
+def expectations(profile) -> Expectations:
+    """The bars for a profile: its own where measured, else none (mechanics only)."""
+    if profile.is_standin:
+        return STANDIN
+    return EXPECTATIONS.get(profile.name, NOT_MEASURED)
+
+
+def logits_close(a, b, dtype: str) -> bool:
+    """Whether two logit tensors agree within what `dtype` arithmetic allows (`LOGIT_RTOL`)."""
+    scale = max(a.abs().max().item(), b.abs().max().item(), 1.0)
+    return (a.float() - b.float()).abs().max().item() <= LOGIT_RTOL[dtype] * scale
+
+
+def at_least(value: float, bar: float | None) -> bool:
+    """`value >= bar`, or True where the bar was not measured (None)."""
+    return bar is None or value >= bar
+
+
+def at_most(value: float, bar: float | None) -> bool:
+    """`value <= bar`, or True where the bar was not measured (None)."""
+    return bar is None or value <= bar
