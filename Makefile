@@ -10,8 +10,8 @@ export MPLBACKEND ?= Agg
 # pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
-.PHONY: install course test lint format notebooks-test unit-test browser-test constraints clean \
-	base-model sweep
+.PHONY: install course test lint format notebooks-test standin-test unit-test browser-test \
+	constraints clean base-model sweep colab-cells
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 course: install
 	$(BIN)/python scripts/run_course.py
 
-test: install lint unit-test notebooks-test browser-test
+# The GPU profiles' CPU stand-ins (ftcourse/standins.py): every notebook and solution once each
+STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin
+# a cell that runs this long has hung: fail it instead of the whole CI run
+NBVAL = $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	-p no:cacheprovider notebooks
+
+test: install lint unit-test notebooks-test standin-test browser-test
 
 lint: install
 	$(BIN)/ruff check .
@@ -37,12 +43,22 @@ unit-test: install
 	$(BIN)/python -m pytest -q --ignore=tests/browser tests; $(PYTEST_RC)
 
 notebooks-test: install
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks; $(PYTEST_RC)
+	$(NBVAL); $(PYTEST_RC)
+
+standin-test: install
+	@for p in $(STANDINS); do \
+	  echo "== notebooks on the $$p profile"; \
+	  FTCOURSE_PROFILE=$$p FTCOURSE_OUTPUT_DIR=$(CURDIR)/outputs/standins/$$p $(NBVAL) || exit $$?; \
+	done
 
 # The widgets in JupyterLab in headless Chromium (Debian's chromium, installed here when missing)
 browser-test: install
 	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q -m browser -p no:cacheprovider tests/browser; $(PYTEST_RC)
+
+# The Colab setup cell and badges, from pyproject.toml's [project.urls] (run after changing it)
+colab-cells: install
+	$(BIN)/python -m ftcourse.colab
 
 format: install
 	$(BIN)/ruff format .
