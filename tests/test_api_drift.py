@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from nbcode import code_cell_sources
+from repo_files import code_cell_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 # Keywords that still work but are deprecated: the course must not teach them.

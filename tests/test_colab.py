@@ -4,6 +4,7 @@ import json
 import tomllib
 
 from packaging.requirements import Requirement
+from repo_files import constraint_pins
 
 from ftcourse import colab
 from ftcourse.paths import REPO_ROOT
@@ -40,11 +41,7 @@ def test_a_fork_rewrites_cell_and_badge_from_its_own_url(tmp_path):
 
 
 def test_colab_installs_the_tested_training_libraries_and_nothing_of_the_jupyter_stack():
-    pins = {}
-    for line in (REPO_ROOT / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[name.lower().replace("_", "-")] = version
+    pins = constraint_pins(REPO_ROOT / "constraints.txt")
     extra = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["colab"]]
     names = {r.name.lower() for r in extra}
     assert {"transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"} <= names

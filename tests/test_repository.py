@@ -6,8 +6,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from nbcode import code_cell_sources
 from packaging.requirements import Requirement
+from repo_files import code_cell_sources, constraint_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
@@ -67,11 +67,7 @@ def test_environment_yml_delegates_to_pip():
 
 
 def test_constraints_pin_every_dependency():
-    pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[name.lower().replace("_", "-")] = version
+    pins = constraint_pins(ROOT / "constraints.txt")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
         req = Requirement(dep)

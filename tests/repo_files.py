@@ -18,3 +18,13 @@ def code_cell_sources(path) -> list[str]:
                 )
             )
     return out
+
+
+def constraint_pins(path) -> dict[str, str]:
+    """constraints.txt as {normalised package name: version}."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
