@@ -35,8 +35,8 @@ def random_twin(model_path: str, out: Path, seed: int = 0) -> Path:
 
 def score(model_path: str, task: str, steps: int | None, eval_samples: int) -> dict:
     """Held-out accuracy of `model_path` before and after the profile's fine-tune on `task`."""
-    from ftcourse.data import load_task
     from ftcourse.evaluate import evaluate
+    from ftcourse.tasks import load_task
     from ftcourse.train import RunConfig, train
 
     overrides = {"model": model_path} | ({"max_steps": steps} if steps else {})

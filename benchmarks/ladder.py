@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ftcourse import memory
-from ftcourse.configs import load_config
+from ftcourse.architectures import load_architecture
 from ftcourse.errors import CourseError
 from ftcourse.profiles import PROFILES
 
@@ -173,7 +173,7 @@ def liger_usable(device: str) -> bool:
 
 def tiny_config():
     """Llama-3.1-8B's architecture (GQA, SwiGLU, llama3 RoPE, untied head) at toy size, for CPU."""
-    config = load_config("llama-3.1-8b")
+    config = load_architecture("llama-3.1-8b")
     config.update(
         dict(
             hidden_size=64,
@@ -670,7 +670,7 @@ def recommend(model_name: str = "llama-3.1-8b", seq_lens=(512, 2048)) -> str:
     the largest micro-batch that fits each method with paged 8-bit AdamW (0: not even one
     sequence fits). Full fine-tuning is the estimator's mixed precision (fp32 master weights).
     A T4 has no bf16, so it computes in fp16."""
-    config = load_config(model_name)
+    config = load_architecture(model_name)
     lines = [
         "| GPU | tokens | " + " | ".join(RECOMMEND_COLUMNS) + " |",
         "|---|---|" + "---|" * len(RECOMMEND_COLUMNS),
@@ -702,7 +702,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, with the defaults of the mode (`--cpu-test` or the ladder) filled in."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("build/benchmarks"), help="output folder")
-    p.add_argument("--model", default="llama-3.1-8b", help="a bundled config (ftcourse.configs)")
+    p.add_argument(
+        "--model", default="llama-3.1-8b", help="a bundled config (ftcourse.architectures)"
+    )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seq-lens", nargs="+", type=int, help="default 512 2048")
     p.add_argument("--batch-size", type=int, help="examples per step, default 4")
@@ -740,7 +742,7 @@ def make_run(args: argparse.Namespace) -> Run:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
         dtype = torch.float32  # most CPUs emulate bf16, 5-8x slower
-    config = tiny_config() if args.tiny else load_config(args.model)
+    config = tiny_config() if args.tiny else load_architecture(args.model)
     name = f"tiny {args.model}" if args.tiny else args.model
     return Run(config, name, device, dtype, args.steps, args.time_budget)
 

@@ -27,7 +27,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ftcourse import memory
-from ftcourse.configs import tiny_llama_config
+from ftcourse.architectures import tiny_llama_config
 
 # A Llama small enough for a CPU test: GQA, untied embeddings (the base model's are tied).
 TINY = tiny_llama_config(

@@ -56,9 +56,9 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
     """Train and score one point in this process; returns its measurements."""
     import torch
 
-    from ftcourse.data import load_task
     from ftcourse.evaluate import evaluate
     from ftcourse.profiles import ALL_LINEAR, ATTENTION
+    from ftcourse.tasks import load_task
     from ftcourse.train import RunConfig, train
 
     lora = {"r": point["r"], "lora_alpha": point["r"] * point["alpha_ratio"]}

@@ -78,7 +78,7 @@ def made_up_name(name: str, rng: random.Random) -> str:
 def rename_record(record: dict, rng: random.Random) -> dict:
     """A bugfix-style record (input, output, entry_point, tests) with every bound name made up.
 
-    A `messages` column (as `ftcourse.data.load_task` adds) is rebuilt from the renamed fields.
+    A `messages` column (as `ftcourse.tasks.load_task` adds) is rebuilt from the renamed fields.
     """
     names = bound_names(record["output"])
     mapping: dict[str, str] = {}

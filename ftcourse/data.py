@@ -1,4 +1,4 @@
-"""Datasets for fine-tuning: load, detect the format, validate, convert, clean, split and save.
+"""Dataset files: load, detect the format, validate, convert, split and save.
 
 Four record formats are understood:
   alpaca             {"instruction", "input", "output"}            single turn
@@ -8,7 +8,8 @@ Four record formats are understood:
 
 Files are parsed with the json module rather than `datasets.load_dataset("json")`: `datasets` fills a
 missing field with None and merges differing record shapes without a word, so a broken file loads
-"fine" and fails later, mid-training. Clean data then becomes a `datasets.Dataset` (`load_task`).
+"fine" and fails later, mid-training. Checking quality is `ftcourse.quality`'s job, and loading a
+course task as a `datasets.Dataset` is `ftcourse.tasks.load_task`'s.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from __future__ import annotations
 import json
 import random
 import re
-import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ftcourse.errors import CourseError
-from ftcourse.paths import DATA_DIR
 
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion")
-TASKS = ("polite", "bugfix", "python_qa")
 SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 ROLES = ("system", "user", "assistant")
 MAX_CHARS = 20_000  # per text field; ~5,000 tokens, beyond every profile's max_length (2,048)
@@ -116,20 +113,20 @@ def _bad_utf8_field(line: bytes) -> str:
         record = json.loads(line.decode("utf-8", errors="replace"))
     except json.JSONDecodeError:
         return ""
-    fields = [f for f, v in _strings(record) if "\ufffd" in v]
+    fields = [f for f, v in text_fields(record) if "\ufffd" in v]
     return f", field {fields[0]!r}" if fields else ""
 
 
-def _strings(value, prefix: str = "") -> Iterable[tuple[str, str]]:
+def text_fields(value, prefix: str = "") -> Iterable[tuple[str, str]]:
     """Every string inside a record, with its field path (e.g. `conversations[1].value`)."""
     if isinstance(value, str):
         yield prefix, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _strings(v, f"{prefix}.{k}" if prefix else str(k))
+            yield from text_fields(v, f"{prefix}.{k}" if prefix else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _strings(v, f"{prefix}[{i}]")
+            yield from text_fields(v, f"{prefix}[{i}]")
 
 
 def save_jsonl(records: list[dict], path: str | Path) -> Path:
@@ -263,7 +260,7 @@ def _text_problems(value, field: str, allow_empty: bool = False) -> list[tuple[s
         return [
             (
                 field,
-                f"is a {type(value).__name__} ({_short(value)}), not a string. "
+                f"is a {type(value).__name__} ({shorten(value)}), not a string. "
                 "Make it text, or drop the record.",
             )
         ]
@@ -280,7 +277,7 @@ def _text_problems(value, field: str, allow_empty: bool = False) -> list[tuple[s
     return []
 
 
-def _short(value) -> str:
+def shorten(value) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -461,286 +458,12 @@ def _is_message_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
-def load_task(name: str, split: str, folder: str | Path | None = None):
-    """A course task as a `datasets.Dataset` with a `messages` column (plus the original fields).
-
-    `folder` defaults to the committed `data/`; pass `ftcourse.paths.output_dir("data")` to read the
-    files notebook 02 saves.
-    """
-    from datasets import Dataset
-
-    if name not in TASKS:
-        raise CourseError(f"Unknown task {name!r}. Tasks: {', '.join(TASKS)}.")
-    path = Path(folder or DATA_DIR) / name / f"{split}.jsonl"
-    if not path.is_file():
-        have = sorted(p.stem for p in path.parent.glob("*.jsonl"))
-        raise CourseError(
-            f"{path} does not exist. Splits there: {have or 'none'}. "
-            "(Files under outputs/ are written by notebook 02.)"
-        )
-    records = load_records(path)
-    validate(records, source=str(path))
-    # The converted turns replace `conversations`: TRL would rename that column to `messages` over
-    # ours, keeping the ShareGPT roles human/gpt, which no chat template trains on.
-    rows = [{**r, "messages": to_messages(r)} for r in records]
-    return Dataset.from_list([{k: v for k, v in r.items() if k != "conversations"} for r in rows])
-
-
-# ---------------------------------------------------------------- the checklist
-
-
-@dataclass(frozen=True)
-class Removed:
-    """A record a checklist function took out (or, with index None, a note about the whole set)."""
-
-    index: int | None
-    check: str
-    reason: str
-    duplicate_of: int | None = None
-
-    def __str__(self) -> str:
-        where = "dataset" if self.index is None else f"record {self.index}"
-        return f"{where} [{self.check}] {self.reason}"
-
-
-def _keep(records: list, report: list[Removed]) -> tuple[list, list[Removed]]:
-    gone = {r.index for r in report}
-    return [r for i, r in enumerate(records) if i not in gone], report
-
-
-def check_size(records: list, minimum: int = 500) -> tuple[list, list[Removed]]:
-    """Removes nothing; notes when there are fewer records than the usual 500-1,000 minimum."""
-    if len(records) >= minimum:
-        return records, []
-    note = (
-        f"only {len(records)} records; fine-tuning usually needs at least {minimum} "
-        "consistent examples to change behaviour reliably"
-    )
-    return records, [Removed(None, "check_size", note)]
-
-
-def drop_empty(records: list) -> tuple[list, list[Removed]]:
-    """Records with a blank required text (Alpaca's `input` may be empty)."""
-    report = []
-    for i, record in enumerate(records):
-        if record_format(record) is None:
-            continue  # not a record in any format: drop_invalid reports it
-        blank = [f for f, v in _strings(record) if not v.strip() and f != "input"]
-        if blank:
-            report.append(Removed(i, "drop_empty", f"empty {', '.join(blank)}"))
-    return _keep(records, report)
-
-
-def drop_invalid(records: list) -> tuple[list, list[Removed]]:
-    """Records that fail validation, including records in a different format from the rest."""
-    by_record: dict[int, list[str]] = {}
-    for p in find_problems(records):
-        by_record.setdefault(p.index, []).append(f"{p.field or 'record'}: {p.message}")
-    report = [Removed(i, "drop_invalid", " | ".join(m)) for i, m in sorted(by_record.items())]
-    return _keep(records, report)
-
-
-def drop_exact_duplicates(records: list) -> tuple[list, list[Removed]]:
-    """Records identical to an earlier one (the first copy is kept)."""
-    first: dict[str, int] = {}
-    report = []
-    for i, record in enumerate(records):
-        key = json.dumps(record, sort_keys=True, ensure_ascii=False)
-        if key in first:
-            report.append(
-                Removed(i, "drop_exact_duplicates", f"same as record {first[key]}", first[key])
-            )
-        else:
-            first[key] = i
-    return _keep(records, report)
-
-
 def words(text: str) -> list[str]:
-    """Lower-case words (letters, digits, underscores): the unit of the near-duplicate check."""
+    """Lower-case words (letters, digits, underscores): the unit of the near-duplicate check and the task rules."""
     return re.findall(r"\w+", text.lower())
 
 
-def word_set(record: dict) -> frozenset[str]:
-    """The set of words in all of a record's texts."""
-    return frozenset(words(" ".join(m["content"] for m in to_messages(record))))
-
-
-def jaccard(a: frozenset, b: frozenset) -> float:
-    """Shared words over all words: 1.0 for the same word set, 0.0 for nothing in common."""
-    shared = len(a & b)
-    return shared / (len(a) + len(b) - shared) if a or b else 1.0
-
-
-def near_duplicate_pairs(
-    records: list, others: list | None = None, threshold: float = 0.8
-) -> list[tuple[int, int, float]]:
-    """(i, j, similarity) for pairs at or above `threshold`: within `records`, or records x others."""
-    sets_a = [word_set(r) for r in records]
-    sets_b = sets_a if others is None else [word_set(r) for r in others]
-    pairs = []
-    for i, a in enumerate(sets_a):
-        for j in range(i + 1 if others is None else 0, len(sets_b)):
-            b = sets_b[j]
-            if min(len(a), len(b)) >= threshold * max(len(a), len(b)):  # else Jaccard < threshold
-                if (s := jaccard(a, b)) >= threshold:
-                    pairs.append((i, j, s))
-    return pairs
-
-
-def drop_near_duplicates(records: list, threshold: float = 0.8) -> tuple[list, list[Removed]]:
-    """Records sharing at least `threshold` of their words with an earlier kept record."""
-    kept: list[tuple[int, frozenset]] = []
-    report = []
-    for i, record in enumerate(records):
-        ws = word_set(record)
-        match = next(((j, s) for j, other in kept if (s := jaccard(ws, other)) >= threshold), None)
-        if match:
-            reason = f"shares {match[1]:.0%} of its words with record {match[0]}"
-            report.append(Removed(i, "drop_near_duplicates", reason, match[0]))
-        else:
-            kept.append((i, ws))
-    return _keep(records, report)
-
-
-def output_tokens(records: list, tokenizer) -> list[int]:
-    """Tokens in each record's assistant answers (the text the model learns to write)."""
-    answers = [
-        "".join(m["content"] for m in to_messages(r) if m["role"] == "assistant") for r in records
-    ]
-    return [len(ids) for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]]
-
-
-def length_bounds(lengths: list[int], factor: float = 4.0) -> tuple[float, float]:
-    """Lengths outside [median / factor, median * factor] count as outliers."""
-    median = statistics.median(lengths)
-    return median / factor, median * factor
-
-
-def drop_length_outliers(
-    records: list, tokenizer, factor: float = 4.0, max_tokens: int | None = None
-) -> tuple[list, list[Removed]]:
-    """Answers far shorter or longer than the median, and conversations over `max_tokens`.
-
-    A conversation longer than the training max_length is cut off, and with it the EOS token.
-    """
-    lengths = output_tokens(records, tokenizer)
-    low, high = length_bounds(lengths, factor)
-    report = []
-    for i, n in enumerate(lengths):
-        if not low <= n <= high:
-            side = (
-                f"below median/{factor:g} = {low:.1f}"
-                if n < low
-                else f"above median*{factor:g} = {high:.0f}"
-            )
-            report.append(Removed(i, "drop_length_outliers", f"answer has {n} tokens, {side}"))
-        elif max_tokens and (total := _conversation_tokens(records[i], tokenizer)) > max_tokens:
-            report.append(
-                Removed(
-                    i,
-                    "drop_length_outliers",
-                    f"conversation has {total} tokens, over max_length {max_tokens}",
-                )
-            )
-    return _keep(records, report)
-
-
-def _conversation_tokens(record: dict, tokenizer) -> int:
-    return len(
-        tokenizer.apply_chat_template(to_messages(record), tokenize=True, return_dict=True)[
-            "input_ids"
-        ]
-    )
-
-
-# ---------------------------------------------------------------- tone, and the polite task's score
-
-POLITE_MARKERS = (
-    "please",
-    "kindly",
-    "could you",
-    "would you",
-    "would you mind",
-    "i would appreciate",
-    "i'd appreciate",
-    "if you could",
-)
-CURT_WORDS = ("now", "asap", "hurry", "immediately", "whatever")
-# Words a polite rewrite may drop: function words, curt fillers and the one frame word ("team")
-# both splits of the polite data share.
-STOPWORDS = frozenset(
-    "the and you your our this that these those for from with about before after into onto "
-    "just now asap right away immediately quickly hurry need want must please can could would "
-    "will then also all any some not don team next".split()
-)
-
-
-def has_polite_marker(text: str) -> bool:
-    """True when the text contains a politeness marker (please, could you, kindly...)."""
-    low = text.lower()
-    return any(re.search(rf"\b{re.escape(m)}\b", low) for m in POLITE_MARKERS)
-
-
-def curt_words(text: str) -> list[str]:
-    """The curt words (now, asap, hurry...) in a text."""
-    return [w for w in words(text) if w in CURT_WORDS] + (["!!"] if "!!" in text else [])
-
-
-def content_words(text: str) -> set[str]:
-    """Words of three letters or more that carry the request's meaning (not in STOPWORDS)."""
-    return {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in STOPWORDS}
-
-
-def polite_score(request: str, response: str) -> bool:
-    """The polite task's rule: a politeness marker, no curt word, and every content word kept."""
-    kept = content_words(request) <= set(re.findall(r"[a-z]+", response.lower()))
-    return has_polite_marker(response) and not curt_words(response) and kept
-
-
-def drop_inconsistent_tone(records: list) -> tuple[list, list[Removed]]:
-    """Answers that break the polite tone: no politeness marker, or a curt word."""
-    report = []
-    for i, record in enumerate(records):
-        answer = to_messages(record)[-1]["content"]
-        curt = curt_words(answer)
-        if curt or not has_polite_marker(answer):
-            why = f"curt words {curt}" if curt else "no politeness marker (please, could you...)"
-            report.append(Removed(i, "drop_inconsistent_tone", f"{why}: {_short(answer)}"))
-    return _keep(records, report)
-
-
-# ---------------------------------------------------------------- running the checklist, splitting
-
-
-def run_checklist(records: list, checks: list[Callable]) -> tuple[list, list[Removed]]:
-    """Apply checks in order; report indices refer to the ORIGINAL list, whatever ran before."""
-    positions = list(range(len(records)))
-    report: list[Removed] = []
-    for check in checks:
-        kept, removed = check(records)
-        for r in removed:
-            idx = None if r.index is None else positions[r.index]
-            dup = None if r.duplicate_of is None else positions[r.duplicate_of]
-            report.append(replace(r, index=idx, duplicate_of=dup))
-        gone = {r.index for r in removed}
-        positions = [p for i, p in enumerate(positions) if i not in gone]
-        records = kept
-    return records, report
-
-
-def checklist(tokenizer, max_tokens: int | None = None, tone: bool = True) -> list[Callable]:
-    """The article's checklist as an ordered list of checks: cheap exact checks first, fuzzy last.
-
-    Tone comes before near duplicates, so a curt answer to a request that is also answered
-    politely is reported as a tone problem rather than as a near copy of the polite one.
-    """
-
-    def length(records):
-        return drop_length_outliers(records, tokenizer, max_tokens=max_tokens)
-
-    length.__name__ = "drop_length_outliers"
-    checks = [check_size, drop_empty, drop_invalid, drop_exact_duplicates, length]
-    return checks + ([drop_inconsistent_tone] if tone else []) + [drop_near_duplicates]
+# ---------------------------------------------------------------- splitting
 
 
 def split_and_save(

@@ -18,9 +18,12 @@ def replace_block(path: Path, name: str, text: str) -> None:
     Path(path).write_text(f"{before}{start}\n{text.strip()}\n{end}{after}", encoding="utf-8")
 
 
-def markdown_table(header: list[str], rows: list[list[str]], right_from: int = 1) -> str:
-    """A Markdown table; columns from `right_from` on are right-aligned (numbers)."""
-    rule = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
+def markdown_table(
+    header: list[str], rows: list[list[str]], right_from: int = 1, right_to: int | None = None
+) -> str:
+    """A Markdown table; columns `right_from` up to (not including) `right_to` are right-aligned."""
+    right = range(right_from, len(header) if right_to is None else right_to)
+    rule = "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"
     return "\n".join(
         ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
     )

@@ -1,16 +1,14 @@
-"""Held-out evaluation: generate through the chat template, score each answer, summarise."""
+"""Held-out evaluation: generate through the chat template, score each answer by its task's rule."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from ftcourse.sandbox import run_tests
+from ftcourse.tasks import scored_task
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:
@@ -79,29 +77,6 @@ def generate(
     return [a.strip() for a in answers]
 
 
-def extract_code(answer: str) -> str:
-    """The Python code in an answer: the first fenced block if there is one, else the whole text."""
-    fenced = re.search(r"```(?:python)?\n(.*?)(?:```|$)", answer, re.S)
-    return fenced.group(1) if fenced else answer
-
-
-def score_bugfix(record: dict, answer: str) -> bool:
-    """A fix counts when the answered function passes all of the record's unit tests (sandboxed)."""
-    return run_tests(extract_code(answer), list(record["tests"]), timeout=5.0).passed
-
-
-def score_polite(record: dict, answer: str) -> bool:
-    """A rewrite counts when it is polite and keeps the request's content words (see data/README.md)."""
-    from ftcourse.data import polite_score
-
-    return polite_score(record["input"], answer)
-
-
-SCORERS: dict[str, Callable[[dict, str], bool]] = {"bugfix": score_bugfix, "polite": score_polite}
-# Answers are short (polite <= 40 tokens, a fixed function <= 60): a margin, not a novel.
-MAX_NEW_TOKENS = {"polite": 64, "bugfix": 96}
-
-
 @dataclass
 class EvalResult:
     """Held-out score of one model on one task, with every answer kept for inspection."""
@@ -120,11 +95,6 @@ class EvalResult:
         """Share of answers that ended with EOS instead of running out of tokens."""
         return sum(self.stopped) / max(len(self.stopped), 1)
 
-    def examples(self, k: int = 3, wrong: bool = False) -> list[tuple[int, str]]:
-        """The first `k` (index, answer) pairs that were right (or wrong)."""
-        picks = [(i, a) for i, (a, ok) in enumerate(zip(self.answers, self.correct)) if ok != wrong]
-        return picks[:k]
-
 
 def evaluate(
     model,
@@ -137,17 +107,16 @@ def evaluate(
     progress: bool = True,
 ) -> EvalResult:
     """Generate an answer for each held-out record and score it with the task's rule."""
-    if task not in SCORERS:
-        raise ValueError(f"no scoring rule for task {task!r}; known: {sorted(SCORERS)}")
+    rule = scored_task(task)
     start = time.perf_counter()
     prompts = [prompt_messages(r["messages"]) for r in records]
     was_training = model.training
     model.eval()
-    max_new_tokens = max_new_tokens or MAX_NEW_TOKENS[task]
+    max_new_tokens = max_new_tokens or rule.max_new_tokens
     stopped: list[bool] = []
     answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress, stopped)
     model.train(was_training)
-    correct = [SCORERS[task](r, a) for r, a in zip(records, answers)]
+    correct = [rule.score(r, a) for r, a in zip(records, answers)]
     seconds = time.perf_counter() - start
     accuracy = sum(correct) / max(len(correct), 1)
     return EvalResult(task, label, accuracy, len(records), seconds, answers, correct, stopped)
@@ -155,15 +124,14 @@ def evaluate(
 
 def results_table(results: list[EvalResult]) -> str:
     """A markdown table of held-out accuracies."""
-    lines = [
-        "| task | model | held-out accuracy | stops at EOS | n | seconds |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r.task} | {r.label} | {r.accuracy:.0%} | {r.stop_rate:.0%} | {r.n} | {r.seconds:.0f} |"
+    from ftcourse.docblocks import markdown_table
+
+    header = ["task", "model", "held-out accuracy", "stops at EOS", "n", "seconds"]
+    rows = [
+        [r.task, r.label, f"{r.accuracy:.0%}", f"{r.stop_rate:.0%}", str(r.n), f"{r.seconds:.0f}"]
         for r in results
     ]
-    return "\n".join(lines)
+    return markdown_table(header, rows, right_from=2)
 
 
 @dataclass(frozen=True)

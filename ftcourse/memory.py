@@ -133,9 +133,9 @@ def as_config(model):
         from transformers import AutoConfig
 
         return AutoConfig.from_pretrained(model)
-    from ftcourse.configs import load_config
+    from ftcourse.architectures import load_architecture
 
-    return load_config(model)
+    return load_architecture(model)
 
 
 def shape_of(config) -> Shape:

@@ -6,7 +6,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"
 BASE_MODEL_DIR = DATA_DIR / "base-model"
-CONFIGS_DIR = DATA_DIR / "configs"
+ARCHITECTURES_DIR = DATA_DIR / "architectures"
 # Outputs (adapters, checkpoints, plots) go outside git; FTCOURSE_OUTPUT_DIR moves them.
 OUTPUT_DIR = Path(os.environ.get("FTCOURSE_OUTPUT_DIR", REPO_ROOT / "outputs"))
 BUILD_DIR = REPO_ROOT / "build"

@@ -239,7 +239,7 @@ def sizes_on_disk(sizes: dict, computed: tuple = (), title: str = "Size on disk"
 def strategy_comparison(rows, title: str = "Prompting, retrieval or fine-tuning: measured"):
     """One panel per measure, one bar per strategy: accuracy (and form), tokens, latency, cost.
 
-    `rows` are `ftcourse.strategies.Measured`. The first panel pairs held-out accuracy with the share
+    `rows` are `ftcourse.prompting.Measured`. The first panel pairs held-out accuracy with the share
     of answers in the task's form (lighter bar); each panel has its own scale and unit.
     """
     import matplotlib.pyplot as plt

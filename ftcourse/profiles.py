@@ -43,7 +43,7 @@ class Profile:
     gpu_gb: float = 0.0  # the GPU its notebooks are planned to fit (ftcourse.memory.Ledger checks)
     gated: bool = False  # the Hub asks you to accept a licence before downloading
     opt_in: bool = False  # never chosen automatically: only by name (FTCOURSE_PROFILE)
-    architecture: str = ""  # the bundled config (data/configs) of a Hub model, for estimates
+    architecture: str = ""  # the bundled config (data/architectures) of a Hub model, for estimates
     # The tokenizer's own template, unless it cannot mark the answers for assistant-only loss: then
     # the name of one of trl's training templates (trl/chat_templates/<name>.jinja), used throughout
     chat_template: str | None = None

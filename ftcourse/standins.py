@@ -4,7 +4,7 @@ A GPU profile cannot run here (no GPU, no Hub), but most of what breaks on one i
 the model: it is the family's conventions. A stand-in keeps those and shrinks the rest:
 
 - the architecture class and its features (Qwen2's q/k/v biases, Llama 3.1's rope scaling, tied or
-  untied embeddings), from the bundled config in data/configs/, cut to 2 layers of width 64;
+  untied embeddings), from the bundled config in data/architectures/, cut to 2 layers of width 64;
 - an embedding with more rows than the tokenizer has tokens, as the real models have;
 - a tokenizer with the family's special tokens, BOS/EOS/pad conventions and the chat template its
   real tokenizer ships (read from the installed trl, which stores the originals);
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ftcourse.chat import trl_template
 from ftcourse.errors import CourseError
-from ftcourse.paths import BASE_MODEL_DIR, CONFIGS_DIR, REPO_ROOT
+from ftcourse.paths import ARCHITECTURES_DIR, BASE_MODEL_DIR, REPO_ROOT
 
 VERSION = 1  # bump to rebuild stand-ins made by an older version of this module
 STANDINS_DIR = REPO_ROOT / "build" / "standins"
@@ -79,7 +79,7 @@ LLAMA_3_1_BASE = Family(
     add_bos=True,
     generation=dict(do_sample=True, temperature=0.6, top_p=0.9),
 )
-# architecture (data/configs/<name>.json) -> (family, sampling defaults of that model)
+# architecture (data/architectures/<name>.json) -> (family, sampling defaults of that model)
 FAMILIES: dict[str, tuple[Family, dict]] = {
     "qwen2.5-1.5b-instruct": (
         QWEN_INSTRUCT,
@@ -153,7 +153,7 @@ def build_model(architecture: str, tokenizer, family: Family, sampling: dict, se
     import torch
     from transformers import CONFIG_MAPPING, AutoModelForCausalLM, GenerationConfig
 
-    values = json.loads((CONFIGS_DIR / f"{architecture}.json").read_text())
+    values = json.loads((ARCHITECTURES_DIR / f"{architecture}.json").read_text())
     for key in ("torch_dtype", "transformers_version", "architectures"):
         values.pop(key, None)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*family.special, family.eos)}

@@ -3,8 +3,8 @@
 Notebook 04 spells these calls out one by one; this module is the same recipe for the other notebooks,
 the tests and the script form:
 
-    python -m ftcourse.train configs/polite-qlora.yaml           # one process
-    accelerate launch -m ftcourse.train configs/polite-qlora.yaml  # DDP / FSDP on several devices
+    python -m ftcourse.train runs/polite-qlora.yaml           # one process
+    accelerate launch -m ftcourse.train runs/polite-qlora.yaml  # DDP / FSDP on several devices
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from ftcourse.data import load_task
+    from ftcourse.tasks import load_task
 
     profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
     model, tokenizer = load_model(profile, run.method)
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ftcourse.train", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("config", help="YAML run file (see configs/)")
+    parser.add_argument("config", help="YAML run file (see runs/)")
     parser.add_argument("--max-steps", type=int, help="override the profile's step budget")
     args = parser.parse_args(argv)
     try:
@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report_eval(run: RunConfig, result: TrainResult) -> None:
-    from ftcourse.data import load_task
     from ftcourse.evaluate import evaluate
+    from ftcourse.tasks import load_task
 
     profile = choose_profile(run.profile)
     n = profile.eval_samples if run.eval_samples is None else run.eval_samples

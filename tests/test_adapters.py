@@ -33,7 +33,7 @@ from ftcourse.adapters import (
     using_adapter,
     weights_bytes,
 )
-from ftcourse.configs import tiny_llama_config
+from ftcourse.architectures import tiny_llama_config
 from ftcourse.paths import BASE_MODEL_DIR
 from ftcourse.profiles import PROFILES
 

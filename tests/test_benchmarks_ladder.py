@@ -143,7 +143,7 @@ def test_packed_and_padded_batches_hold_the_same_real_tokens():
 def test_flops_per_token_and_peak_table():
     """Golden numbers for Llama-3.1-8B: 8,030,261,248 parameters, 525,336,576 of them the input
     embedding (a lookup, no multiply); r=16 LoRA on q/k/v/o adds 13,631,488 (16 x 26,624 x 32)."""
-    config = ladder.load_config("llama-3.1-8b")
+    config = ladder.load_architecture("llama-3.1-8b")
     n = 8_030_261_248 - 128_256 * 4_096
     assert ladder.flops_per_token(ladder.Setting("full", 512, 1), config) == 6 * n
     lora = ladder.flops_per_token(ladder.Setting("lora", 512, 1), config)
@@ -156,7 +156,7 @@ def test_flops_per_token_and_peak_table():
 
 def test_full_finetuning_estimate_counts_pure_bf16_adamw():
     """Pure bf16: weights, gradients and both AdamW moments 2 bytes each, no fp32 master."""
-    run = ladder.Run(ladder.load_config("llama-3.1-8b"), "8b", "cuda", torch.bfloat16, 1, 1e9)
+    run = ladder.Run(ladder.load_architecture("llama-3.1-8b"), "8b", "cuda", torch.bfloat16, 1, 1e9)
     alloc, total = ladder.estimate_gb(ladder.Setting("full", 512, 1, True), run)
     params = 8.03e9
     static = (2 + 2 + 4) * params / 1e9

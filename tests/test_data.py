@@ -15,25 +15,26 @@ from ftcourse.chat import (
     trl_template,
 )
 from ftcourse.data import (
-    check_size,
     detect_format,
-    drop_empty,
-    drop_exact_duplicates,
-    drop_inconsistent_tone,
-    drop_invalid,
-    drop_length_outliers,
-    drop_near_duplicates,
     load_records,
-    load_task,
-    near_duplicate_pairs,
-    polite_score,
-    run_checklist,
     split_and_save,
     to_messages,
     to_prompt_completion,
     validate,
 )
 from ftcourse.paths import BASE_MODEL_DIR
+from ftcourse.quality import (
+    check_size,
+    drop_empty,
+    drop_exact_duplicates,
+    drop_inconsistent_tone,
+    drop_invalid,
+    drop_length_outliers,
+    drop_near_duplicates,
+    near_duplicate_pairs,
+    run_checklist,
+)
+from ftcourse.tasks import load_task, polite_score
 
 ALPACA = {
     "instruction": "Make this request polite.",

@@ -9,20 +9,12 @@ import sys
 import pytest
 from transformers import AutoTokenizer
 
-from ftcourse.data import (
-    checklist,
-    content_words,
-    drop_near_duplicates,
-    load_records,
-    near_duplicate_pairs,
-    polite_score,
-    run_checklist,
-    to_messages,
-    validate,
-)
+from ftcourse.data import load_records, to_messages, validate
 from ftcourse.paths import BASE_MODEL_DIR, DATA_DIR, REPO_ROOT
 from ftcourse.profiles import PROFILES
+from ftcourse.quality import checklist, drop_near_duplicates, near_duplicate_pairs, run_checklist
 from ftcourse.sandbox import run_tests
+from ftcourse.tasks import content_words, polite_score
 
 TASKS = {  # name: (minimum train, minimum test, the keys every record has)
     "polite": (1000, 200, ["instruction", "input", "output"]),

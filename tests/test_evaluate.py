@@ -3,7 +3,7 @@
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ftcourse.configs import load_config, tiny_llama_config
+from ftcourse.architectures import load_architecture, tiny_llama_config
 from ftcourse.evaluate import copy_probe, stop_ids, untrained_twin
 from ftcourse.paths import BASE_MODEL_DIR
 
@@ -20,7 +20,9 @@ def test_stop_ids_are_the_eos_and_every_id_generation_config_stops_at():
 def test_untrained_twin_of_an_8b_model_is_cut_to_two_layers():
     """Notebook 04 built an untrained copy of the profile's model in fp32 on the CPU: 32 GB for 8B."""
     with torch.device("meta"):
-        big = AutoModelForCausalLM.from_config(load_config("llama-3.1-8b"), dtype=torch.bfloat16)
+        big = AutoModelForCausalLM.from_config(
+            load_architecture("llama-3.1-8b"), dtype=torch.bfloat16
+        )
     twin = untrained_twin(big)
     assert twin.config.num_hidden_layers == 2 and twin.device.type == "meta"
     assert twin.num_parameters() < 1.5e9 and next(twin.parameters()).dtype == torch.bfloat16

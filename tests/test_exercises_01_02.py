@@ -1,16 +1,13 @@
 """Notebooks 01 and 02 exercises: each checker accepts the reference answer and hints on a wrong one."""
 
 from ftcourse import memory
-from ftcourse.checks import check
-from ftcourse.data import (
-    Removed,
-    drop_near_duplicates,
-    load_records,
-    to_messages,
-)
-from ftcourse.exercises_01_02 import EFFECTIVE_BATCH, MIN_SHOUT_LETTERS, NEAR_THRESHOLD
+from ftcourse.data import load_records, to_messages
+from ftcourse.decision import recommend
+from ftcourse.exercises import check
+from ftcourse.exercises.nb01 import EFFECTIVE_BATCH
+from ftcourse.exercises.nb02 import MIN_SHOUT_LETTERS, NEAR_THRESHOLD
 from ftcourse.paths import DATA_DIR
-from ftcourse.strategy import recommend
+from ftcourse.quality import Removed, drop_near_duplicates
 
 
 def _wrong(fb, *words):

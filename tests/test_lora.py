@@ -9,7 +9,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM
 
 from ftcourse import CourseError
-from ftcourse.configs import load_config, tiny_llama_config
+from ftcourse.architectures import load_architecture, tiny_llama_config
 from ftcourse.lora import (
     LoRALinear,
     adapter_bytes,
@@ -147,7 +147,7 @@ def test_golden_per_matrix_count():
 
 
 def test_golden_llama_31_8b_counts_match_peft_on_meta():
-    config = load_config("llama-3.1-8b")
+    config = load_architecture("llama-3.1-8b")
     counts = count_parameters(config, ATTENTION, r=16)
     assert counts["total"] == 8_030_261_248
     assert counts["trainable"] == 13_631_488
@@ -163,7 +163,7 @@ def test_golden_llama_31_8b_counts_match_peft_on_meta():
 
 
 def test_count_matches_peft_on_all_linear_layers_of_another_architecture():
-    config = load_config("smollm2-360m-instruct")
+    config = load_architecture("smollm2-360m-instruct")
     targets = ATTENTION + ["gate_proj", "up_proj", "down_proj"]
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
@@ -174,7 +174,7 @@ def test_count_matches_peft_on_all_linear_layers_of_another_architecture():
 
 
 def test_adapter_bytes_scale_with_dtype_and_reject_nonsense():
-    config = load_config("llama-3.1-8b")
+    config = load_architecture("llama-3.1-8b")
     assert adapter_bytes(config, ATTENTION, 16, torch.float32) == 4 * 13_631_488
     assert adapter_bytes(config, ATTENTION, 16, "bfloat16") == 2 * 13_631_488
     with pytest.raises(CourseError, match="dtype"):

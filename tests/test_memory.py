@@ -8,7 +8,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ftcourse import CourseError, memory
-from ftcourse.configs import tiny_llama_config
+from ftcourse.architectures import tiny_llama_config
 from ftcourse.lora import count_parameters
 from ftcourse.profiles import ALL_LINEAR, PROFILES
 
@@ -143,9 +143,9 @@ def test_bad_input_says_what_to_do(llama, kwargs, message):
 
 
 def test_every_bundled_config_and_a_model_folder_is_accepted():
-    from ftcourse.configs import list_configs
+    from ftcourse.architectures import list_architectures
 
-    for name in list_configs():
+    for name in list_architectures():
         assert memory.estimate(name, "qlora").total > 0
     profile = memory.estimate_for_profile(BASE)
     assert profile.overhead == 0 and profile.weights < 10e6  # the ~4M-parameter base, nf4

@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ftcourse.architectures import load_architecture
 from ftcourse.chat import last_token, loss_mask, prepare_tokenizer, training_template, trl_template
-from ftcourse.configs import load_config
-from ftcourse.data import load_task
 from ftcourse.evaluate import generate, stop_ids
 from ftcourse.profiles import PROFILES, ensure_available
 from ftcourse.standins import FAMILIES, standin_path
+from ftcourse.tasks import load_task
 
 STANDINS = [p for p in PROFILES.values() if p.is_standin]
 
@@ -46,7 +46,7 @@ def test_standin_keeps_the_family_conventions(standin):
     family, sampling = FAMILIES[profile.architecture]
     model = AutoModelForCausalLM.from_pretrained(profile.model_path)
     with torch.device("meta"):  # the real model's class, without its memory
-        real = type(AutoModelForCausalLM.from_config(load_config(profile.architecture)))
+        real = type(AutoModelForCausalLM.from_config(load_architecture(profile.architecture)))
     assert type(model) is real, (type(model), real)
     assert model.config.vocab_size > len(tokenizer), (
         "more embedding rows than tokens, as on the Hub"

@@ -132,7 +132,7 @@ def test_two_process_ddp_run(tmp_path):
     assert (tmp_path / "ddp" / "adapter_model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "runs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_run_files_load(path):
     run = RunConfig.from_yaml(path)  # unknown keys fail here
     assert run.task in ("polite", "bugfix", "python_qa") and run.method in ("qlora", "lora", "full")

@@ -1,7 +1,7 @@
 """The widget forms in a real browser: JupyterLab headless, driven by headless Chromium.
 
 The unit tests drive `ftcourse.widgets.form` from Python; only a browser shows what a learner sees.
-This test writes a small notebook with a form over `ftcourse.strategy.recommend`, opens it in
+This test writes a small notebook with a form over `ftcourse.decision.recommend`, opens it in
 JupyterLab, runs it, picks another value in the form's dropdown, and checks that the form's output
 shows what the plain function returns for that value. The screenshot lands in
 build/browser/widgets.png.
@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ftcourse.strategy import recommend
+from ftcourse.decision import recommend
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ CHROMIUM_ARGS = (
 )
 # The notebook under test: the form exactly as a lesson writes it.
 CELLS = [
-    "from ftcourse.strategy import recommend\nfrom ftcourse.widgets import form",
+    "from ftcourse.decision import recommend\nfrom ftcourse.widgets import form",
     'form(recommend, needs_fresh_facts=[("no", False), ("yes", True)])',
 ]
 SERVER_START_S = 60  # JupyterLab up and answering

@@ -1,14 +1,14 @@
 """Architecture configs of the models the course talks about, bundled so counts work offline.
 
-Only `config.json` files (a few hundred bytes each, no weights) live in `data/configs/`; building a
+Only `config.json` files (a few hundred bytes each, no weights) live in `data/architectures/`; building a
 model from one on PyTorch's meta device gives exact parameter counts without downloading anything.
-Where each file came from is written in `data/configs/README.md`.
+Where each file came from is written in `data/architectures/README.md`.
 """
 
 from __future__ import annotations
 
 from ftcourse.errors import CourseError
-from ftcourse.paths import CONFIGS_DIR
+from ftcourse.paths import ARCHITECTURES_DIR
 
 # Short name (the file's stem) -> the Hub repository whose config.json the file reproduces.
 HUB_IDS: dict[str, str] = {
@@ -21,26 +21,26 @@ HUB_IDS: dict[str, str] = {
 }
 
 
-def list_configs() -> list[str]:
+def list_architectures() -> list[str]:
     """Short names of the bundled configs, sorted."""
-    return sorted(p.stem for p in CONFIGS_DIR.glob("*.json"))
+    return sorted(p.stem for p in ARCHITECTURES_DIR.glob("*.json"))
 
 
-def load_config(name: str):
+def load_architecture(name: str):
     """A transformers config for a bundled architecture, by short name or Hub id.
 
-    `load_config("llama-3.1-8b")` and `load_config("meta-llama/Llama-3.1-8B")` give the same config.
+    `load_architecture("llama-3.1-8b")` and `load_architecture("meta-llama/Llama-3.1-8B")` give the same config.
     """
     from transformers import AutoConfig
 
     by_hub_id = {hub.lower(): short for short, hub in HUB_IDS.items()}
     short = by_hub_id.get(name.lower(), name.lower())
-    path = CONFIGS_DIR / f"{short}.json"
+    path = ARCHITECTURES_DIR / f"{short}.json"
     if not path.is_file():
         raise CourseError(
-            f"No bundled config named {name!r}. Bundled: {', '.join(list_configs())} "
+            f"No bundled config named {name!r}. Bundled: {', '.join(list_architectures())} "
             "(or their Hub ids). For another model, use AutoConfig.from_pretrained(hub_id) online, "
-            "or add its config.json to data/configs/ with its source in the README there."
+            "or add its config.json to data/architectures/ with its source in the README there."
         )
     return AutoConfig.from_pretrained(path)
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ftcourse.checks import EXERCISES, LEVELS, _load_checkers, check
+from ftcourse.exercises import EXERCISES, LEVELS, check
 
 ROOT = Path(__file__).resolve().parents[1]
-_load_checkers()
 
 
 def test_not_attempted_is_not_an_error(capsys):
@@ -52,3 +51,12 @@ def test_every_notebook_has_three_levels_of_checked_exercises(path):
     assert solutions.exists(), f"reference solutions for {path.name} are missing"
     solved = set(re.findall(r'assert check\("(\d\d\.\d+)"', _code(solutions)))
     assert mine <= solved, f"unsolved in {solutions.name}: {sorted(mine - solved)}"
+
+
+def test_a_checker_that_forgets_its_verdict_is_a_bug_not_a_right_answer(monkeypatch):
+    from ftcourse.exercises.core import Exercise
+
+    broken = Exercise("99.1", "easy", "anything", lambda answer: None)
+    monkeypatch.setitem(EXERCISES, "99.1", broken)
+    with pytest.raises(TypeError, match="not a Verdict"):
+        check("99.1", 42)

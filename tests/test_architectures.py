@@ -5,8 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from ftcourse import CourseError
-from ftcourse.configs import HUB_IDS, list_configs, load_config
-from ftcourse.paths import CONFIGS_DIR
+from ftcourse.architectures import HUB_IDS, list_architectures, load_architecture
+from ftcourse.paths import ARCHITECTURES_DIR
 
 # Parameter counts the model cards / safetensors metadata publish (tied embeddings counted once).
 PUBLISHED = {
@@ -20,8 +20,8 @@ PUBLISHED = {
 
 
 def test_every_bundled_config_has_a_source():
-    assert list_configs() == sorted(HUB_IDS)
-    readme = (CONFIGS_DIR / "README.md").read_text()
+    assert list_architectures() == sorted(HUB_IDS)
+    readme = (ARCHITECTURES_DIR / "README.md").read_text()
     for name, hub_id in HUB_IDS.items():
         assert f"{name}.json" in readme and hub_id in readme
 
@@ -29,17 +29,17 @@ def test_every_bundled_config_has_a_source():
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_config_rebuilds_the_published_parameter_count(name):
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(load_config(name))
+        model = AutoModelForCausalLM.from_config(load_architecture(name))
     assert sum(p.numel() for p in model.parameters()) == PUBLISHED[name]
 
 
 def test_load_by_hub_id_gives_the_same_config():
-    by_hub = load_config("meta-llama/Llama-3.1-8B")
-    by_name = load_config("llama-3.1-8b")
+    by_hub = load_architecture("meta-llama/Llama-3.1-8B")
+    by_name = load_architecture("llama-3.1-8b")
     assert by_hub.to_dict() == by_name.to_dict()
     assert (by_name.hidden_size, by_name.num_key_value_heads) == (4096, 8)
 
 
 def test_unknown_name_says_what_exists():
     with pytest.raises(CourseError, match="llama-3.1-8b"):
-        load_config("gpt-5")
+        load_architecture("gpt-5")

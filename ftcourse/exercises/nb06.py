@@ -1,12 +1,12 @@
-"""The checkers behind notebook 06's exercises (capstone: was fine-tuning worth it?).
+"""Notebook 06's exercises (capstone): prompt tokens, how many examples fit, a token budget.
 
-Expected answers come from `ftcourse.strategies`, the notebook's tokenizer (its profile's) and the
+Expected answers come from `ftcourse.prompting`, the notebook's tokenizer (its profile's) and the
 committed polite data.
 """
 
 from __future__ import annotations
 
-from ftcourse.checks import exercise
+from ftcourse.exercises.core import CORRECT, checker, wrong
 
 TASK = "polite"
 
@@ -35,37 +35,38 @@ def _window() -> int:
 
 
 def _split(split: str) -> list[dict]:
-    from ftcourse.data import load_task
+    from ftcourse.tasks import load_task
 
     return list(load_task(TASK, split))
 
 
-@exercise(
+@checker(
     "06.1",
     "easy",
     "set `answer` to the number of prompt tokens the few-shot prompt with the first 3 training "
     "examples needs for held-out record 0 (`test_set[0]`).",
 )
 def _06_1(answer):
-    from ftcourse.strategies import few_shot, prompt_tokens
+    from ftcourse.prompting import few_shot, prompt_tokens
 
     tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
     prompt = few_shot(test[0], train, 3)
     expected = prompt_tokens(tokenizer, prompt)
     text = "".join(m["content"] for m in prompt)
     if answer == len(tokenizer(text, add_special_tokens=False)["input_ids"]):
-        return (
+        return wrong(
             "You counted the texts alone: the chat template adds role tags and EOS to every turn."
         )
     if answer == prompt_tokens(tokenizer, few_shot(test[0], train, 2)):
-        return "That is 2 examples; pass k=3."
+        return wrong("That is 2 examples; pass k=3.")
     if answer != expected:
-        return (
+        return wrong(
             "Build it with `few_shot(test_set[0], train_set, 3)` and count it with `prompt_tokens`."
         )
+    return CORRECT
 
 
-@exercise(
+@checker(
     "06.2",
     "medium",
     "set `answer` to the largest number k of fixed training examples for which the few-shot prompt "
@@ -73,25 +74,28 @@ def _06_1(answer):
     "model's context, capped at the profile's max_length).",
 )
 def _06_2(answer):
-    from ftcourse.evaluate import MAX_NEW_TOKENS
-    from ftcourse.strategies import few_shot, prompt_tokens
+    from ftcourse.prompting import few_shot, prompt_tokens
+    from ftcourse.tasks import get_task
 
     tokenizer, train, test = _tokenizer(), _split("train"), _split("test")
     window = _window()
-    room = MAX_NEW_TOKENS[TASK]  # the 64 tokens an answer may take
+    room = get_task(TASK).max_new_tokens  # the 64 tokens an answer may take
     k = 0
     while prompt_tokens(tokenizer, few_shot(test[0], train, k + 1)) + room <= window:
         k += 1
     if answer == k + 1:
-        return f"With {k + 1} examples prompt + answer pass {window} positions: one too many."
+        return wrong(
+            f"With {k + 1} examples prompt + answer pass {window} positions: one too many."
+        )
     if answer != k:
-        return (
+        return wrong(
             f"Add examples while `prompt_tokens(...) + {room} <= window` ({window}) holds, and "
             "keep the last k that fitted."
         )
+    return CORRECT
 
 
-@exercise(
+@checker(
     "06.3",
     "hard",
     "write `answer(record, retriever, tokenizer, k, budget)`: the retrieval prompt with as many of "
@@ -99,7 +103,7 @@ def _06_2(answer):
     "not even the request alone fits, return the request alone).",
 )
 def _06_3(answer):
-    from ftcourse.strategies import Retriever, prompt_tokens, retrieval
+    from ftcourse.prompting import Retriever, prompt_tokens, retrieval
 
     tokenizer, train, test = _tokenizer(course=True), _split("train"), _split("test")
     retriever = Retriever(train[:300])
@@ -118,8 +122,12 @@ def _06_3(answer):
         if got != expected:
             n_got = (len(got) - 1) // 2 if isinstance(got, list) else "?"
             n_exp = (len(expected) - 1) // 2
-            return (
+            return wrong(
                 f"with k={k} and a budget of {budget} tokens you returned {n_got} example(s), "
                 f"expected {n_exp}. Try j = k, k-1, ..., 0 nearest examples with "
                 "`retrieval(record, retriever, j)` and keep the first whose `prompt_tokens` fit."
             )
+    return CORRECT
+
+
+EXERCISES = [_06_1, _06_2, _06_3]

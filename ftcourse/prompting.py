@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ftcourse.data import curt_words, has_polite_marker, words
+from ftcourse.data import words
 from ftcourse.errors import CourseError
-from ftcourse.evaluate import EvalResult, evaluate, extract_code, generate, prompt_messages
+from ftcourse.evaluate import EvalResult, evaluate, generate, prompt_messages
+from ftcourse.tasks import scored_task
 
 # ---------------------------------------------------------------- building prompts
 
@@ -89,20 +90,6 @@ def prompt_tokens(tokenizer, conversation: list[dict]) -> int:
 # ---------------------------------------------------------------- measuring
 
 
-def polite_form(answer: str) -> bool:
-    """The tone half of the polite rule: a politeness marker and no curt word (content not checked)."""
-    return has_polite_marker(answer) and not curt_words(answer)
-
-
-def bugfix_form(answer: str) -> bool:
-    """The form half of the bugfix rule: the answer is a Python function (tests not run)."""
-    return extract_code(answer).lstrip().startswith("def ")
-
-
-# The part of each task's rule that is about *form*, the style fine-tuning is said to teach.
-FORMS: dict[str, Callable[[str], bool]] = {"polite": polite_form, "bugfix": bugfix_form}
-
-
 @dataclass(frozen=True)
 class Strategy:
     """One way of answering: how the prompt is built, which adapter runs it, what it cost up front."""
@@ -120,7 +107,7 @@ class Measured:
     name: str
     accuracy: float
     n: int
-    form_rate: float  # share of answers in the task's form (`FORMS`), right or wrong in content
+    form_rate: float  # share of answers in the task's form (`Task.in_form`), right or wrong
     stop_rate: float  # share of answers that ended with EOS
     prompt_tokens: float  # mean over the requests
     latency_s: float  # median seconds for one request on its own (batch of 1)
@@ -167,20 +154,18 @@ def compare(
 ) -> list[Measured]:
     """Measure each strategy on the same held-out records.
 
-    Accuracy and the EOS stop rate come from `evaluate` (batched), the form rate from `FORMS`.
+    Accuracy and the EOS stop rate come from `evaluate` (batched), the form rate from the task's form rule.
     Latency is the median of `latency_requests` requests answered one at a time, so it includes
     reading the prompt and generating until EOS (or the token budget), as a user would wait.
     An adapter named by a strategy is activated for it (`ftcourse.adapters.using_adapter`).
-    `max_new_tokens` defaults to the task's answer budget (`ftcourse.evaluate.MAX_NEW_TOKENS`).
+    `max_new_tokens` defaults to the task's answer budget (`Task.max_new_tokens`).
     """
     from ftcourse.adapters import using_adapter
-    from ftcourse.evaluate import MAX_NEW_TOKENS
 
     if not records:
         raise CourseError("compare needs at least one held-out record.")
-    if task not in FORMS:
-        raise CourseError(f"compare knows the tasks {', '.join(FORMS)}, not {task!r}.")
-    max_new_tokens = max_new_tokens or MAX_NEW_TOKENS[task]
+    rule = scored_task(task)
+    max_new_tokens = max_new_tokens or rule.max_new_tokens
     rows = []
     for strategy in strategies:
         held_out = as_records(records, strategy.build)
@@ -205,7 +190,7 @@ def compare(
                 strategy.name,
                 result.accuracy,
                 result.n,
-                statistics.mean(map(FORMS[task], result.answers)),
+                statistics.mean(map(rule.in_form, result.answers)),
                 result.stop_rate,
                 statistics.mean(lengths),
                 latency,
@@ -218,15 +203,11 @@ def compare(
 
 def comparison_table(rows: list[Measured], notes: dict[str, tuple[str, str]] | None = None) -> str:
     """The measured rows as a markdown table; `notes` adds (best for, limitations) per strategy."""
-    notes = notes or {}
-    head = (
-        "| method | held-out accuracy | answers in form | stop at EOS | prompt tokens / request "
-        "| latency / request | one-off cost |"
-    )
-    rule = "|---|---:|---:|---:|---:|---:|---:|"
-    if notes:
-        head, rule = head + " best for | limitations |", rule + "---|---|"
-    lines = [head, rule]
+    from ftcourse.docblocks import markdown_table
+
+    header = ["method", "held-out accuracy", "answers in form", "stop at EOS"]
+    header += ["prompt tokens / request", "latency / request", "one-off cost"]
+    table = []
     for r in rows:
         cells = [
             r.name,
@@ -237,10 +218,10 @@ def comparison_table(rows: list[Measured], notes: dict[str, tuple[str, str]] | N
             f"{1000 * r.latency_s:.0f} ms",
             _seconds(r.one_off_seconds) if r.one_off_seconds else "none",
         ]
-        if notes:
-            cells += list(notes.get(r.name, ("", "")))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells + (list(notes.get(r.name, ("", ""))) if notes else []))
+    if notes:
+        header += ["best for", "limitations"]
+    return markdown_table(header, table, right_from=1, right_to=len(header) - 2 * bool(notes))
 
 
 def _seconds(s: float) -> str:

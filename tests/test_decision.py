@@ -1,24 +1,24 @@
-"""ftcourse.strategy: the prompt / RAG / fine-tune guide gives the advice its rules promise."""
+"""ftcourse.decision: the prompt / RAG / fine-tune guide gives the advice its rules promise."""
 
 import pytest
 
-from ftcourse import CourseError, strategy
+from ftcourse import CourseError, decision
 from ftcourse.widgets import form
 
 
 def test_nothing_special_needs_only_a_prompt():
-    r = strategy.recommend()
+    r = decision.recommend()
     assert r.approach == "prompting" and r.method is None
 
 
 def test_fresh_facts_go_to_retrieval_not_fine_tuning():
-    r = strategy.recommend(needs_fresh_facts=True, examples=5000, gpu_gb=80)
+    r = decision.recommend(needs_fresh_facts=True, examples=5000, gpu_gb=80)
     assert r.approach == "RAG" and r.method is None
     assert any("stale" in reason for reason in r.reasons)
 
 
 def test_too_few_examples_means_few_shot_prompting():
-    r = strategy.recommend(needs_consistent_format=True, examples=strategy.MIN_EXAMPLES - 1)
+    r = decision.recommend(needs_consistent_format=True, examples=decision.MIN_EXAMPLES - 1)
     assert r.approach == "prompting" and r.method is None
     assert any("few-shot" in reason for reason in r.reasons)
 
@@ -34,31 +34,31 @@ def test_too_few_examples_means_few_shot_prompting():
     ],
 )
 def test_hardware_picks_method_and_model_from_the_memory_estimate(gpu_gb, method, model):
-    r = strategy.recommend(needs_consistent_format=True, examples=1000, gpu_gb=gpu_gb)
+    r = decision.recommend(needs_consistent_format=True, examples=1000, gpu_gb=gpu_gb)
     assert (r.approach, r.method, r.model) == ("fine-tuning", method, model)
 
 
 def test_facts_and_format_together_need_both():
-    r = strategy.recommend(needs_fresh_facts=True, needs_consistent_format=True, examples=800)
+    r = decision.recommend(needs_fresh_facts=True, needs_consistent_format=True, examples=800)
     assert r.approach == "RAG + fine-tuning" and r.method == "qlora"
     assert "Colab" in r.report()
 
 
 def test_tight_latency_alone_argues_for_fine_tuning():
-    r = strategy.recommend(tight_latency=True, examples=2000, gpu_gb=24)
+    r = decision.recommend(tight_latency=True, examples=2000, gpu_gb=24)
     assert r.approach == "fine-tuning"
 
 
 def test_bad_input_and_impossible_hardware_raise_course_errors():
     with pytest.raises(CourseError, match="negative"):
-        strategy.recommend(examples=-1)
+        decision.recommend(examples=-1)
     with pytest.raises(CourseError, match="cpu-tiny"):
-        strategy.method_for(0.5)
+        decision.method_for(0.5)
 
 
 def test_the_widget_form_returns_what_the_plain_function_returns():
     box = form(
-        strategy.recommend,
+        decision.recommend,
         needs_fresh_facts=False,
         needs_consistent_format=True,
         tight_latency=False,
@@ -68,4 +68,4 @@ def test_the_widget_form_returns_what_the_plain_function_returns():
     controls = {c.description: c for c in box.children if hasattr(c, "value")}
     controls["examples"].value = 1000
     controls["gpu_gb"].value = 24.0
-    assert box.result == strategy.recommend(needs_consistent_format=True, examples=1000, gpu_gb=24)
+    assert box.result == decision.recommend(needs_consistent_format=True, examples=1000, gpu_gb=24)

@@ -1,4 +1,4 @@
-"""ftcourse.strategies: prompts for zero-shot, few-shot and retrieval, token counts, and compare().
+"""ftcourse.prompting: prompts for zero-shot, few-shot and retrieval, token counts, and compare().
 
 Retrieval and prompt building are checked on hand-made records; `compare` runs a tiny random Llama
 with the course tokenizer on three polite records, so it takes a few seconds.
@@ -12,22 +12,21 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from ftcourse import CourseError
-from ftcourse.configs import tiny_llama_config
+from ftcourse.architectures import tiny_llama_config
 from ftcourse.paths import BASE_MODEL_DIR
-from ftcourse.strategies import (
+from ftcourse.prompting import (
     Retriever,
     Strategy,
     as_records,
-    bugfix_form,
     compare,
     comparison_table,
     few_shot,
-    polite_form,
     prompt_tokens,
     query_text,
     retrieval,
     zero_shot,
 )
+from ftcourse.tasks import bugfix_form, polite_form
 
 # peft reads a property transformers 5 renamed; the warning is about peft, not about this code
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
