@@ -10,8 +10,8 @@ export MPLBACKEND ?= Agg
 # pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
-.PHONY: install course test lint format notebooks-test standin-test unit-test browser-test \
-	constraints clean base-model sweep colab-cells
+.PHONY: install course publish-times test lint format notebooks-test standin-test unit-test \
+	browser-test constraints clean base-model sweep colab-cells
 
 install: $(VENV)/.installed
 
@@ -24,8 +24,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
+# Runs every notebook; writes only under build/ (executed copies, HTML, course-times.md)
 course: install
 	$(BIN)/python scripts/run_course.py
+
+# Copies the last `make course` table into README.md and docs/instructor-guide.md
+publish-times: install
+	$(BIN)/python scripts/run_course.py --publish
 
 # The GPU profiles' CPU stand-ins (ftcourse/standins.py): every notebook and solution once each
 STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin

@@ -1,8 +1,8 @@
-"""Architecture configs of the models the course talks about, bundled so counts work offline.
+"""Model architectures: the config.json of each model the course talks about, bundled for offline use.
 
-Only `config.json` files (a few hundred bytes each, no weights) live in `data/architectures/`; building a
-model from one on PyTorch's meta device gives exact parameter counts without downloading anything.
-Where each file came from is written in `data/architectures/README.md`.
+Only `config.json` files (a few hundred bytes each, no weights) live in `data/architectures/`;
+building a model from one on PyTorch's meta device gives exact parameter counts without
+downloading anything. Where each file came from is written in `data/architectures/README.md`.
 """
 
 from __future__ import annotations

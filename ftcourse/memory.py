@@ -38,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ftcourse.errors import CourseError
+from ftcourse.profiles import ATTENTION
 
 GB = 1e9
 METHODS = ("full", "lora", "qlora")
@@ -55,7 +56,6 @@ OPTIMIZER_BYTES = {
 GPUS = {"T4 (15 GB)": 15.0, "24 GB": 24.0, "80 GB": 80.0}
 CUDA_OVERHEAD_GB = 0.75  # CUDA context and kernels: 0.5-1 GB, outside torch's allocator
 NF4_BLOCK, DQ_BLOCK = 64, 256  # [QLoRA] weights per absmax; absmaxes per second-level constant
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 # Per position and vocabulary entry: the loss upcasts logits to fp32 and keeps their log-softmax
 # (4 B) for the backward pass, where two fp32 gradients (of the log-softmax, then of the logits)
 # are briefly alive together. The lm_head's own output is freed once the loss is computed.
@@ -611,27 +611,15 @@ class Ledger:
 
     def size(self, obj) -> float:
         """The bytes `obj` would take on the planned GPU (see the class docstring)."""
-        t = self.target
-        settings = dict(
-            compute_dtype=t.compute_dtype, lora_r=t.lora_r, target_modules=t.target_modules
-        )
+        t, dq = self.target, dict(double_quant=True)
         if isinstance(obj, torch.nn.Module):
             if is_4bit(obj):
-                return estimate(self.config, "qlora", double_quant=True, **settings).weights
+                return estimate_for_profile(t, self.config, method="qlora", **dq).weights
             dtype = _weight_dtype(obj)
-            return estimate(self.config, "lora", weight_dtype=dtype, **settings).weights
+            return estimate_for_profile(t, self.config, method="lora", weight_dtype=dtype).weights
         # a Trainer: what training adds to the model it trains, at the profile's settings
-        run = estimate(
-            self.config,
-            "qlora" if t.load_in_4bit else "lora",
-            seq_len=t.max_length,
-            batch_size=t.batch_size,
-            gradient_checkpointing=t.gradient_checkpointing,
-            lora_dropout=t.lora_dropout,
-            double_quant=True,
-            device="cuda" if self.on_gpu else "cpu",
-            **settings,
-        )
+        ckpt = dict(gradient_checkpointing=t.gradient_checkpointing)
+        run = estimate_for_profile(t, self.config, **ckpt, **dq)
         return run.total - run.weights - run.overhead
 
     def alive(self) -> list[str]:

@@ -1,4 +1,6 @@
-"""Prompt, retrieve or fine-tune, measured: the prompts each strategy sends, and what each one costs.
+"""Prompting baselines, measured: zero-shot, few-shot and retrieval prompts against a fine-tune.
+
+The prompts each strategy sends, and what each one costs.
 
 Every strategy is a plain function from a held-out record to the `messages` conversation the model
 sees. The examples a prompt carries are earlier user/assistant turns, the way chat models are shown
@@ -157,10 +159,10 @@ def compare(
     Accuracy and the EOS stop rate come from `evaluate` (batched), the form rate from the task's form rule.
     Latency is the median of `latency_requests` requests answered one at a time, so it includes
     reading the prompt and generating until EOS (or the token budget), as a user would wait.
-    An adapter named by a strategy is activated for it (`ftcourse.adapters.using_adapter`).
+    An adapter named by a strategy is activated for it (`ftcourse.inference.using_adapter`).
     `max_new_tokens` defaults to the task's answer budget (`Task.max_new_tokens`).
     """
-    from ftcourse.adapters import using_adapter
+    from ftcourse.inference import using_adapter
 
     if not records:
         raise CourseError("compare needs at least one held-out record.")

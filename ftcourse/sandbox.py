@@ -1,5 +1,7 @@
-"""Run untrusted Python (a model's answer) with a time limit, a memory limit, no network, no child
-processes, writes confined to a temporary directory, and output truncated.
+"""Running untrusted Python (a model's answer) under limits, to score it by its unit tests.
+
+Limits: time, memory, no network, no child processes, writes confined to a temporary directory,
+output truncated.
 
 This guards against accidents (an infinite loop, a fork bomb, a stray file write), not against a
 determined attacker: run real untrusted code in a container or a VM.

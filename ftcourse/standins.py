@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ftcourse.chat import trl_template
 from ftcourse.errors import CourseError
-from ftcourse.paths import ARCHITECTURES_DIR, BASE_MODEL_DIR, REPO_ROOT
+from ftcourse.paths import ARCHITECTURES_DIR, BASE_MODEL_DIR, BUILD_DIR
 
 VERSION = 1  # bump to rebuild stand-ins made by an older version of this module
-STANDINS_DIR = REPO_ROOT / "build" / "standins"
+STANDINS_DIR = BUILD_DIR / "standins"
 SHRINK = dict(
     hidden_size=64,
     intermediate_size=128,

@@ -20,9 +20,8 @@ import torch
 
 from ftcourse.chat import prepare_tokenizer
 from ftcourse.errors import CourseError
+from ftcourse.memory import METHODS
 from ftcourse.profiles import Profile, choose_profile, ensure_available
-
-METHODS = ("qlora", "lora", "full")
 
 
 def bnb_config(profile: Profile):

@@ -62,10 +62,10 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from ftcourse.data import ROLES
 from ftcourse.evaluate import copy_probe
 
 BOS, EOS, PAD = "<|begin|>", "<|end|>", "<|pad|>"
-ROLES = ("system", "user", "assistant")
 SPECIAL_TOKENS = [BOS, EOS, PAD, *(f"<|{role}|>" for role in ROLES)]
 
 # Each turn is role marker + newline + content. The assistant's content and its EOS sit inside the
@@ -219,6 +219,8 @@ NONCE_ROUNDS = 12  # the same exercises on sentences with made-up words (see wit
 EDIT_OPENERS = ["Then", "First,", "Now", "Next,", "Later,", "Finally,", "Also", "Always", "Again,"]
 EDIT_ENDINGS = ["today", "at once", "for me", "again", "later", "as usual", "this time"]
 EDIT_QUESTIONS = ["Can we", "Should I", "Do we", "Will you", "Shall we", "Must I"]
+# Not ftcourse.augment.SYLLABLES, though alike: this list made the committed model's corpus, and
+# that one the measured renamed-copies recipe; sharing one would change one or the other.
 SYLLABLES = "ka lo mi ren tu sa vo ri den ba zu fel mar ti no qua shi gor el an".split()
 
 

@@ -1,11 +1,12 @@
 """Run every notebook in order, offline, and record each one's wall time and peak memory.
 
 Usage: python scripts/run_course.py [--only 03 05] [--solutions] [--no-html] [--out DIR]
+       python scripts/run_course.py --publish
 
-Executed copies go to build/notebooks/, HTML to build/html/, the figures to build/course-times.json
-and, after a full run, the timing tables in README.md and docs/instructor-guide.md (between the
-`times` markers). With --out DIR everything goes under DIR instead and no published table changes
-(the GPU check runs the course once per dtype this way).
+A run writes only under build/ (or --out DIR): executed copies to notebooks/, HTML to html/, and
+the times and peaks to course-times.json and course-times.md; the checkout stays unmodified.
+`--publish` (`make publish-times`) copies the last full run's table into README.md and
+docs/instructor-guide.md, between their `times` markers: a separate, deliberate step.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from ftcourse.docblocks import replace_block
+from ftcourse.docblocks import markdown_table, replace_block
+from ftcourse.paths import BUILD_DIR
 from ftcourse.profiles import notebook_profile
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build"
+BUILD = BUILD_DIR
 MARK = "__FTCOURSE_PEAK_RSS__"
 PEAK_CELL = f"import resource\nprint('{MARK}', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
@@ -66,17 +68,30 @@ def write_html(nb: nbformat.NotebookNode, dest: Path) -> None:
     dest.write_text(body, encoding="utf-8")
 
 
-def timings_markdown(rows: list[dict], profile: str) -> str:
-    """The per-notebook table for the README and the instructor guide."""
-    total = sum(r["seconds"] for r in rows)
-    lines = ["| notebook | wall time | peak memory |", "|---|---:|---:|"]
-    lines += [
-        f"| {r['notebook']} | {r['seconds'] / 60:.1f} min | {r['peak_mb']:.0f} MB |" for r in rows
+def timings_markdown(times: dict) -> str:
+    """The per-notebook table of a run (course-times.json), for the README and the instructor guide."""
+    rows = times["notebooks"]
+    cells = [
+        [r["notebook"], f"{r['seconds'] / 60:.1f} min", f"{r['peak_mb']:.0f} MB"] for r in rows
     ]
-    lines.append(f"| **total** | **{total / 60:.1f} min** | |")
-    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU, profile {profile}"
-    lines.append(f"\nMeasured by `make course` on {date.today()} ({cpu}).")
-    return "\n".join(lines)
+    total = sum(r["seconds"] for r in rows)
+    cells.append(["**total**", f"**{total / 60:.1f} min**", ""])
+    table = markdown_table(["notebook", "wall time", "peak memory"], cells)
+    where = f"{times['machine']}, profile {times['profile']}"
+    return f"{table}\n\nMeasured by `make course` on {times['date']} ({where})."
+
+
+def publish(build: Path = BUILD) -> int:
+    """Copy the last full run's table into README.md and the instructor guide."""
+    times = json.loads((build / "course-times.json").read_text())
+    if not times.get("full"):
+        print("ERROR: the last run was not a full course run; run `make course` first.")
+        return 1
+    table = timings_markdown(times)
+    for page in (ROOT / "README.md", ROOT / "docs" / "instructor-guide.md"):
+        replace_block(page, "times", table)
+        print(f"updated {page.relative_to(ROOT)}")
+    return 0
 
 
 def main() -> int:
@@ -86,8 +101,11 @@ def main() -> int:
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions")
     parser.add_argument("--no-html", action="store_true")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
-    parser.add_argument("--out", type=Path, help="write under this folder; publish no table")
+    parser.add_argument("--out", type=Path, help="write under this folder instead of build/")
+    parser.add_argument("--publish", action="store_true", help="copy the last full run's table")
     args = parser.parse_args()
+    if args.publish:
+        return publish()
     build = args.out or BUILD
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # The Makefile exports MPLBACKEND=Agg for the tests; the executed copies are for reading, so
@@ -108,11 +126,16 @@ def main() -> int:
         print(f"  {name}: {seconds:6.1f} s, peak {peak:.0f} MB", flush=True)
     total = sum(r["seconds"] for r in rows)
     print(f"total: {total:.1f} s ({total / 60:.1f} min) for {len(rows)} notebooks")
-    (build / "course-times.json").write_text(json.dumps(rows, indent=2))
-    if not (args.only or args.solutions or args.out):  # only a full run rewrites the tables
-        table = timings_markdown(rows, notebook_profile().name)
-        replace_block(ROOT / "README.md", "times", table)
-        replace_block(ROOT / "docs" / "instructor-guide.md", "times", table)
+    times = {
+        "date": str(date.today()),
+        "machine": f"{os.cpu_count()}-core {platform.machine()} CPU",
+        "profile": notebook_profile().name,
+        "full": not (args.only or args.solutions),
+        "notebooks": rows,
+    }
+    (build / "course-times.json").write_text(json.dumps(times, indent=2) + "\n")
+    (build / "course-times.md").write_text(timings_markdown(times) + "\n")
+    print(f"times in {build / 'course-times.md'}; `make publish-times` puts them in the README")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""ftcourse.adapters: clear errors for adapters that do not fit, switching, and plain-peft interop.
+"""ftcourse.adapters and ftcourse.inference: clear errors for adapters that do not fit, plain-peft
+interop, switching and timing.
 
 Tiny random Llama models (built in a second) stand in for real bases; every adapter has a non-zero
 lora_B, so "the adapter changes the output" and "the logits match" can actually fail.
@@ -20,20 +21,16 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 
 from ftcourse import CourseError
 from ftcourse.adapters import (
-    BASE,
     _overrides,
     _why_train,
-    answer_with,
     check_adapter,
     format_bytes,
     is_complete,
     load_adapter,
-    side_by_side,
-    token_latency,
-    using_adapter,
     weights_bytes,
 )
 from ftcourse.architectures import tiny_llama_config
+from ftcourse.inference import BASE, answer_with, side_by_side, token_latency, using_adapter
 from ftcourse.paths import BASE_MODEL_DIR
 from ftcourse.profiles import PROFILES
 

@@ -25,7 +25,7 @@ def _source_files() -> list[tuple[str, str]]:
     out = []
     for path in [
         *ROOT.glob("ftcourse/**/*.py"),
-        *ROOT.glob("scripts/*.py"),
+        *ROOT.glob("scripts/**/*.py"),
         *ROOT.glob("benchmarks/*.py"),
     ]:
         out.append((str(path.relative_to(ROOT)), path.read_text()))
