@@ -43,6 +43,7 @@ from torch import nn
 
 from ftcourse import memory
 from ftcourse.architectures import load_architecture
+from ftcourse.docblocks import markdown_table
 from ftcourse.errors import CourseError
 from ftcourse.profiles import PROFILES
 
@@ -588,14 +589,10 @@ def markdown(rows: list[dict], env: dict, model_name: str) -> str:
         f"liger-kernel {env['liger-kernel']}.",
         f"Model: {model_name} architecture, random weights. Command: `{env['command']}`",
         "",
-        "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
     ]
-    body = [
-        "| " + " | ".join(_cell(row.get(key), fmt) for _, key, fmt in COLUMNS) + " |"
-        for row in rows
-    ]
-    return "\n".join(head + body) + "\n"
+    header = [h for h, _, _ in COLUMNS]
+    body = [[_cell(row.get(key), fmt) for _, key, fmt in COLUMNS] for row in rows]
+    return "\n".join(head) + "\n" + markdown_table(header, body, right_from=len(header)) + "\n"
 
 
 def _cell(value, fmt: str) -> str:
@@ -671,10 +668,7 @@ def recommend(model_name: str = "llama-3.1-8b", seq_lens=(512, 2048)) -> str:
     sequence fits). Full fine-tuning is the estimator's mixed precision (fp32 master weights).
     A T4 has no bf16, so it computes in fp16."""
     config = load_architecture(model_name)
-    lines = [
-        "| GPU | tokens | " + " | ".join(RECOMMEND_COLUMNS) + " |",
-        "|---|---|" + "---|" * len(RECOMMEND_COLUMNS),
-    ]
+    header, rows = ["GPU", "tokens", *RECOMMEND_COLUMNS], []
     for gpu, seq_len in itertools.product(memory.GPUS, seq_lens):
         dtype = "float16" if gpu.startswith("T4") else "bfloat16"
         common = dict(seq_len=seq_len, compute_dtype=dtype, optimizer="paged_adamw_8bit",
@@ -683,8 +677,8 @@ def recommend(model_name: str = "llama-3.1-8b", seq_lens=(512, 2048)) -> str:
             memory.largest_batch(config, gpu, method=m, gradient_checkpointing=gc, **common)
             for m, gc in RECOMMEND_COLUMNS.values()
         ]
-        lines.append(f"| {gpu} | {seq_len} | " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([gpu, str(seq_len), *map(str, cells)])
+    return markdown_table(header, rows, right_from=len(header)) + "\n"
 
 
 # ---------------------------------------------------------------- command line

@@ -12,6 +12,8 @@ def _00_1(answer):
     from ftcourse.profiles import Hardware, auto_profile
 
     t4 = Hardware(cuda=True, gpu_name="Tesla T4", gpu_memory_gb=15.8, bf16=False, cpu_count=2)
+    if answer == auto_profile(t4):
+        return wrong("That is the right profile, as an object: set `answer` to its `.name`.")
     if answer != auto_profile(t4).name:
         return wrong(
             "Look at the profile table: which profiles need bf16, and how much GPU memory each needs."
@@ -44,9 +46,14 @@ def _00_2(answer):
     "(profiles are frozen dataclasses: don't mutate, derive).",
 )
 def _00_3(answer):
-    from ftcourse.profiles import PROFILES
+    from ftcourse.profiles import PROFILES, Profile
 
     base = PROFILES["cpu-tiny"]
+    if not isinstance(answer, Profile):
+        return wrong(
+            f"That is a {type(answer).__name__}: derive a Profile from "
+            "`PROFILES['cpu-tiny']` with `with_overrides(...)`."
+        )
     if answer is base:
         return wrong("That is the profile itself; use `with_overrides(...)` to derive a copy.")
     if (answer.max_steps, answer.batch_size) != (10, 4):

@@ -18,6 +18,7 @@ PLAN_CASES = (
     ("qwen2.5-1.5b-instruct", 4, 512),
     ("qwen2.5-7b-instruct", 80, 2048),
     ("smollm2-360m-instruct", 8, 512),
+    ("smollm2-360m-instruct", 24, 512),  # LoRA fits 67 of these: the cap of 16 must apply
 )
 
 
@@ -55,6 +56,11 @@ def _01_1(answer):
         )
     if answer.approach != expected.approach:
         return wrong(f"The approach is {answer.approach!r}: read the reasons it gives.")
+    if answer != expected:
+        return wrong(
+            "The advice matches, but not its reasons: describe only what the task says (fresh "
+            "facts, a fixed format, 1,200 examples, 24 GB); nothing there is about latency."
+        )
     return CORRECT
 
 
@@ -87,9 +93,11 @@ def _01_2(answer, without):
             "for LoRA: pass method='qlora'": dict(method="lora"),
             "on a 24 GB GPU: the T4 is memory.GPUS's 'T4 (15 GB)'": dict(gpu="24 GB"),
         }
-        for slip, kw in slips.items():
-            if got == largest(gradient_checkpointing=ckpt, **kw):
-                return wrong(f"{got} is the batch {slip}.")
+        matching = [
+            s for s, kw in slips.items() if got == largest(gradient_checkpointing=ckpt, **kw)
+        ]
+        if matching:  # several slips can give the same batch: name each one
+            return wrong(f"{got} is the batch " + ", or ".join(matching) + ".")
         which = "with" if ckpt else "without"
         return wrong(
             f"{got} is not the largest batch {which} gradient checkpointing. Ask "
@@ -138,7 +146,15 @@ def _01_3(answer):
         if expected is None:
             return wrong(f"{case} Not even one sequence fits with QLoRA: return None.")
         if got is None:
-            return wrong(f"{case} One sequence does fit: is gradient checkpointing on?")
+            unchecked = memory.largest_batch(
+                model, gpu_gb, method=method, seq_len=seq_len, gradient_checkpointing=False
+            )
+            why = "One sequence does fit: is gradient checkpointing on?"
+            if method == "qlora":
+                why = "Not even one sequence fits with LoRA: fall back to QLoRA." + (
+                    "" if unchecked else " It fits only with gradient checkpointing on: is it on?"
+                )
+            return wrong(f"{case} {why}")
         if got[0] != method:
             why = (
                 "LoRA fits: prefer it (no quantization error, faster steps)."

@@ -31,7 +31,8 @@ def _02_1(answer):
 
     fmt = record_format(answer)
     if fmt != "sharegpt":
-        what = f"a {fmt} record" if fmt else f"a {type(answer).__name__}"
+        kind = fmt or type(answer).__name__
+        what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (" record" if fmt else "")
         return wrong(
             f"That is {what}. ShareGPT is "
             '{"conversations": [{"from": "system", "value": ...}, {"from": "human", ...}, ...]}.'
@@ -130,7 +131,8 @@ def _02_3(answer):
     if found != shouted:
         return wrong(
             f"On the dirty set you removed records {sorted(found)}; the manifest's shouted ones "
-            f"are {sorted(shouted)}. Read the answer with `to_messages(record)[-1]['content']`."
+            f"are {sorted(shouted)}: the rule passed the seven examples above but not the real "
+            "data. Count letters (not characters) in the answer, and compare capitals with them."
         )
     return CORRECT
 

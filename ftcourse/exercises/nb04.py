@@ -31,9 +31,12 @@ def _04_2(answer, trainable):
     from ftcourse.lora import count_parameters
     from ftcourse.paths import BASE_MODEL_DIR
 
-    if set(answer.target_modules) != {"q_proj", "v_proj"}:
+    targets = answer.target_modules
+    targets = {targets} if isinstance(targets, str) else set(targets or ())
+    if targets != {"q_proj", "v_proj"}:
         return wrong(
-            f"target_modules is {sorted(answer.target_modules)}: the LoRA paper adapted q and v only."
+            f"target_modules is {answer.target_modules!r}: the LoRA paper adapted q and v only, "
+            'target_modules=["q_proj", "v_proj"].'
         )
     if (answer.r, answer.lora_alpha) != (8, 16):
         return wrong(f"r={answer.r}, lora_alpha={answer.lora_alpha}: expected 8 and 16.")
@@ -61,6 +64,11 @@ def _04_3(answer):
     ]
     for history, expected in cases:
         got = answer(history)
+        if expected is None and got is not None:
+            return wrong(
+                f"for {history} you returned {got!r}: when the loss never halves, return None "
+                "(not -1 or 0), as the task says."
+            )
         if got != expected:
             return wrong(
                 f"for {history} you returned {got}, expected {expected}. Entries without 'loss' "

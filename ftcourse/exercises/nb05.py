@@ -72,7 +72,10 @@ def _05_3(answer):
     layer = LoRALinear(torch.nn.Linear(12, 10, bias=False), r=4, lora_alpha=8, lora_dropout=0.0)
     torch.nn.init.normal_(layer.lora_B.weight)  # B is zero at init: a real check needs it non-zero
     expected = layer.base_layer.weight + layer.get_delta_weight()
-    got = answer(layer.base_layer.weight, layer.lora_A.weight, layer.lora_B.weight, 8, 4)
+    try:
+        got = answer(layer.base_layer.weight, layer.lora_A.weight, layer.lora_B.weight, 8, 4)
+    except RuntimeError as err:  # A @ B: (r x in) @ (out x r) cannot be multiplied
+        return wrong(f"The product failed ({err}): it is B @ A, not A @ B (out x r times r x in).")
     if got.shape != expected.shape:
         return wrong(
             f"shape {tuple(got.shape)}, expected {tuple(expected.shape)}: B @ A, not A @ B."

@@ -119,9 +119,22 @@ def _06_3(answer):
                 expected = retrieval(record, retriever, j)
                 break
         got = answer(record, retriever, tokenizer, k, budget)
+        if not (isinstance(got, list) and got and got[-1] == expected[-1]):
+            shape = f"a {type(got).__name__} of {len(got)}" if isinstance(got, list) else repr(got)
+            return wrong(
+                f"with k={k} and a budget of {budget} tokens you returned {shape}, expected "
+                f"{(len(expected) - 1) // 2} example(s) and the request. Return the prompt as a "
+                "list of messages that ends with the request itself, as "
+                "`retrieval(record, retriever, j)` builds it (the request alone when j=0)."
+            )
+        n_got, n_exp = (len(got) - 1) // 2, (len(expected) - 1) // 2
+        if got != expected and n_got == n_exp:
+            return wrong(
+                f"with k={k} and a budget of {budget} tokens you kept {n_got} example(s), as "
+                "expected, but not the right ones: drop the least similar first, so keep the "
+                "j nearest (`retrieval(record, retriever, j)`)."
+            )
         if got != expected:
-            n_got = (len(got) - 1) // 2 if isinstance(got, list) else "?"
-            n_exp = (len(expected) - 1) // 2
             return wrong(
                 f"with k={k} and a budget of {budget} tokens you returned {n_got} example(s), "
                 f"expected {n_exp}. Try j = k, k-1, ..., 0 nearest examples with "

@@ -1,0 +1,855 @@
+"""Every exercise checker: the reference answer passes, and each typical mistake gets its own hint.
+
+For each of the 21 exercises, `test_NN_K_reference` checks the answer of notebooks/solutions
+(built the way the solution builds it), and `test_NN_K_mistake[...]` gives one plausible wrong
+answer per hint branch and asserts that the verdict is "wrong" and that the hint names that mistake.
+
+"""
+
+import copy
+import types
+
+import pytest
+import torch
+
+from ftcourse import memory
+from ftcourse.data import load_records, to_messages
+from ftcourse.decision import Recommendation, recommend
+from ftcourse.exercises import check
+from ftcourse.exercises.nb01 import EFFECTIVE_BATCH
+from ftcourse.exercises.nb02 import MIN_SHOUT_LETTERS, NEAR_THRESHOLD
+from ftcourse.lora import lora_layers, lora_params_per_matrix, relative_error_by_rank
+from ftcourse.paths import DATA_DIR
+from ftcourse.profiles import PROFILES, Hardware, auto_profile, notebook_profile
+from ftcourse.prompting import few_shot, prompt_tokens, retrieval
+from ftcourse.quality import Removed, drop_near_duplicates
+
+# peft 0.21 calls transformers' deprecated `is_gradient_checkpointing`; the warning is theirs.
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
+
+
+def _wrong(fb, *words):
+    assert fb.status == "wrong" and not fb, fb
+    for word in words:
+        assert word in fb.message, fb.message
+
+
+# ---------------------------------------------------------------- 00
+
+
+T4 = Hardware(cuda=True, gpu_name="Tesla T4", gpu_memory_gb=15.8, bf16=False, cpu_count=2)
+
+
+def test_00_1_reference():
+    assert check("00.1", auto_profile(T4).name)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param("cpu-tiny", id="no-gpu-profile"),
+        pytest.param("T4", id="capitalised-name"),
+    ],
+)
+def test_00_1_mistake(answer):  # "gpu-24gb" (needs bf16) is tested in test_exercises.py
+    _wrong(check("00.1", answer), "profile table", "bf16")
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(notebook_profile().model_path)
+
+
+def test_00_2_reference(base_config):
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(base_config)
+    assert check("00.2", model.get_input_embeddings().weight.numel())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(lambda c: c.vocab_size, id="vocab-size-only"),
+        pytest.param(lambda c: c.hidden_size * c.intermediate_size, id="another-matrix"),
+    ],
+)
+def test_00_2_mistake(base_config, answer):
+    _wrong(check("00.2", answer(base_config)), "vocab_size x hidden_size")
+
+
+def test_00_3_reference():
+    assert check("00.3", PROFILES["cpu-tiny"].with_overrides(max_steps=10, batch_size=4))
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda: PROFILES["cpu-tiny"], "with_overrides", id="the-profile-itself"),
+        pytest.param(
+            lambda: PROFILES["cpu-tiny"].with_overrides(max_steps=4, batch_size=10),
+            "max_steps=4, batch_size=10: expected 10 and 4",
+            id="values-swapped",
+        ),
+        pytest.param(
+            lambda: PROFILES["t4"].with_overrides(max_steps=10, batch_size=4),
+            "Only max_steps and batch_size should differ",
+            id="another-profile",
+        ),
+        pytest.param(
+            lambda: PROFILES["cpu-tiny"].with_overrides(max_steps=10, batch_size=4, grad_accum=2),
+            "Only max_steps and batch_size should differ",
+            id="one-override-too-many",
+        ),
+    ],
+)
+def test_00_3_mistake(answer, hint):
+    _wrong(check("00.3", answer()), hint)
+
+
+# ---------------------------------------------------------------- 01
+
+FACTS = dict(needs_fresh_facts=True, needs_consistent_format=True, examples=1200, gpu_gb=24)
+
+
+def test_01_1_reference():
+    assert check("01.1", recommend(**FACTS))
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda: "RAG + fine-tuning", "recommend", id="a-string"),
+        pytest.param(
+            lambda: recommend(**FACTS | dict(needs_fresh_facts=False)), "RAG", id="no-fresh-facts"
+        ),
+        pytest.param(
+            lambda: recommend(**FACTS | dict(needs_consistent_format=False)),
+            "needs_consistent_format=True",
+            id="no-format",
+        ),
+        pytest.param(
+            lambda: recommend(**FACTS | dict(examples=50)), "examples=1200", id="too-few-examples"
+        ),
+        pytest.param(lambda: recommend(**FACTS | dict(gpu_gb=15)), "gpu_gb", id="a-t4-plan"),
+        pytest.param(lambda: recommend(**FACTS | dict(gpu_gb=0)), "(24 here)", id="no-gpu_gb"),
+        pytest.param(
+            lambda: Recommendation("fine-tuning + RAG", "lora", "llama-3.1-8b", ()),
+            "The approach is 'fine-tuning + RAG'",
+            id="typed-by-hand",
+        ),
+    ],
+)
+def test_01_1_mistake(answer, hint):
+    _wrong(check("01.1", answer()), hint)
+
+
+def test_01_1_tight_latency_for_a_format_is_wrong():
+    swapped = FACTS | dict(needs_consistent_format=False, tight_latency=True)
+    assert not check("01.1", recommend(**swapped))
+
+
+def _largest_t4(checkpointing=True, **overrides):
+    """01.2's batch (QLoRA of Llama-3.1-8B, 2,048 tokens, on a T4), with one setting changed."""
+    kwargs = dict(method="qlora", seq_len=2048, gradient_checkpointing=checkpointing) | overrides
+    return memory.largest_batch("llama-3.1-8b", kwargs.pop("gpu", "T4 (15 GB)"), **kwargs)
+
+
+def _both(**overrides):
+    """(with, without checkpointing), both with the same slip."""
+    return _largest_t4(True, **overrides), _largest_t4(False, **overrides)
+
+
+def test_01_2_reference():
+    answer, without = _both()
+    assert check("01.2", answer, without)
+
+
+@pytest.mark.parametrize(
+    ("answers", "hint"),
+    [
+        pytest.param(lambda: _both()[::-1], "swapped", id="swapped"),
+        pytest.param(lambda: _both(seq_len=512), "at 512 tokens", id="default-seq-len"),
+        pytest.param(
+            lambda: (_largest_t4(), _largest_t4(False, seq_len=512)),
+            "at 512 tokens",
+            id="default-seq-len-without",
+        ),
+        pytest.param(
+            lambda: (_largest_t4(seq_len=1024), _largest_t4(False)),
+            "at 1,024 tokens",
+            id="seq-len-1024",
+        ),
+        pytest.param(lambda: _both(method="lora"), "for LoRA: pass method='qlora'", id="lora"),
+        pytest.param(
+            lambda: (_largest_t4() + 1, _largest_t4(False)),
+            "not the largest batch with gradient",
+            id="a-guess",
+        ),
+        pytest.param(
+            lambda: (_largest_t4(), 99),
+            "not the largest batch without gradient",
+            id="a-guess-without",
+        ),
+        pytest.param(lambda: _both(gpu="24 GB"), "24 GB", id="a-24gb-gpu"),
+    ],
+)
+def test_01_2_mistake(answers, hint):
+    _wrong(check("01.2", *answers()), hint)
+
+
+def _largest(model, gpu_gb, seq_len, method, **kwargs):
+    settings = dict(max_batch=EFFECTIVE_BATCH, gradient_checkpointing=True) | kwargs
+    return memory.largest_batch(model, gpu_gb, method=method, seq_len=seq_len, **settings)
+
+
+def plan(model, gpu_gb, seq_len, effective_batch=16):
+    """The reference solution of 01.3."""
+    for method in ("lora", "qlora"):
+        largest = memory.largest_batch(
+            model,
+            gpu_gb,
+            max_batch=effective_batch,
+            method=method,
+            seq_len=seq_len,
+            gradient_checkpointing=True,
+        )
+        if largest:
+            batch = 2 ** (largest.bit_length() - 1)  # the largest power of two <= largest
+            return method, batch, effective_batch // batch
+    return None
+
+
+def _plan_with(fits, rounded=True, methods=("lora", "qlora"), **kwargs):
+    """A plan like the reference, with one thing changed."""
+
+    def answer(model, gpu_gb, seq_len):
+        for method in methods:
+            largest = _largest(model, gpu_gb, seq_len, method, **kwargs)
+            if fits(largest):
+                batch = 2 ** (largest.bit_length() - 1) if rounded else largest
+                return method, batch, EFFECTIVE_BATCH // batch
+        return None
+
+    return answer
+
+
+def _qlora_always(model, gpu_gb, seq_len):
+    return plan(model, gpu_gb, seq_len) and _plan_with(bool, methods=["qlora"])(
+        model, gpu_gb, seq_len
+    )
+
+
+def _without_checkpointing(model, gpu_gb, seq_len):
+    for method in ("lora", "qlora"):
+        if memory.estimate(model, method, seq_len=seq_len).fits(gpu_gb):
+            return plan(model, gpu_gb, seq_len)
+    return None
+
+
+def test_01_3_reference():
+    assert check("01.3", plan)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda *case: plan(*case) and plan(*case)[:2], "tuple of three", id="a-pair"),
+        pytest.param(
+            lambda *case: plan(*case) or ("qlora", 1, EFFECTIVE_BATCH),
+            "Not even one sequence fits with QLoRA: return None",
+            id="never-none",
+        ),
+        pytest.param(
+            _without_checkpointing,
+            "gradient checkpointing on: is it on?",
+            id="none-without-checkpointing",
+        ),
+        pytest.param(_qlora_always, "LoRA fits: prefer it", id="qlora-always"),
+        pytest.param(
+            _plan_with(lambda n: n is not None),
+            "Not even one sequence fits with LoRA: fall back to QLoRA",
+            id="zero-counts-as-fitting",
+        ),
+        pytest.param(_plan_with(bool, rounded=False), "power of two", id="not-rounded"),
+        pytest.param(
+            lambda *case: plan(*case) and (*plan(*case)[:2], 4),
+            "batch_size x accumulation must make 16",
+            id="accumulation-always-4",
+        ),
+        pytest.param(
+            _plan_with(bool, gradient_checkpointing=False),
+            "Use `memory.largest_batch(..., gradient_checkpointing=True)`",
+            id="batches-without-checkpointing",
+        ),
+        pytest.param(
+            _plan_with(bool, methods=["lora"]),
+            "QLoRA",
+            id="no-qlora-fallback",
+        ),
+        pytest.param(
+            _plan_with(bool, max_batch=1024),
+            f"max_batch={EFFECTIVE_BATCH}",
+            id="batch-not-capped",
+        ),
+    ],
+)
+def test_01_3_mistake(answer, hint):
+    _wrong(check("01.3", answer), hint)
+
+
+# ---------------------------------------------------------------- 02
+
+SHAREGPT = {
+    "conversations": [
+        {"from": "system", "value": "You answer questions about Python in one sentence."},
+        {"from": "human", "value": "What is a set?"},
+        {"from": "gpt", "value": "An unordered collection of unique, hashable items."},
+        {"from": "human", "value": "And a frozenset?"},
+        {"from": "gpt", "value": "A set that cannot be changed once it is made."},
+    ]
+}
+
+
+def test_02_1_reference():
+    assert check("02.1", SHAREGPT)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hints"),
+    [
+        pytest.param(
+            {"messages": to_messages(SHAREGPT)},
+            ("messages record", "conversations"),
+            id="messages-format",
+        ),
+        pytest.param(
+            {"instruction": "What is a set?", "input": "", "output": "A collection."},
+            ("alpaca record",),
+            id="alpaca-format",
+        ),
+        pytest.param(SHAREGPT["conversations"], ("That is a list",), id="turns-without-the-key"),
+        pytest.param(
+            {"conversations": SHAREGPT["conversations"][1:]},
+            ("the system prompt comes first",),
+            id="no-system",
+        ),
+        pytest.param(
+            {"conversations": SHAREGPT["conversations"][:3]}, ("two questions",), id="one-question"
+        ),
+        pytest.param(
+            {
+                "conversations": [
+                    {**t, "from": "assistant"} if t["from"] == "gpt" else t
+                    for t in SHAREGPT["conversations"]
+                ]
+            },
+            ("validate", "'assistant'"),
+            id="assistant-role",
+        ),
+    ],
+)
+def test_02_1_mistake(answer, hints):
+    _wrong(check("02.1", answer), *hints)
+
+
+@pytest.fixture(scope="module")
+def near_duplicates():
+    clean = load_records(DATA_DIR / "polite" / "train.jsonl")
+    kept, removed = drop_near_duplicates(clean, threshold=NEAR_THRESHOLD)
+    default = drop_near_duplicates(clean)[1]
+    return types.SimpleNamespace(kept=len(kept), removed=len(removed), default=len(default))
+
+
+def test_02_2_reference(near_duplicates):
+    assert check("02.2", near_duplicates.removed)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda n: n.kept, "records are kept", id="kept-count"),
+        pytest.param(lambda n: n.default, "default threshold 0.8", id="default-threshold"),
+        pytest.param(lambda n: n.removed + 1, "drop_near_duplicates(clean", id="a-guess"),
+    ],
+)
+def test_02_2_mistake(near_duplicates, answer, hint):
+    assert near_duplicates.default != near_duplicates.removed  # the branches are distinct
+    _wrong(check("02.2", answer(near_duplicates)), hint)
+
+
+def drop_shouting(records, min_letters=10):
+    """The reference solution of 02.3."""
+    report = []
+    for i, record in enumerate(records):
+        letters = [c for c in to_messages(record)[-1]["content"] if c.isalpha()]
+        caps = sum(c.isupper() for c in letters)
+        if len(letters) >= min_letters and caps > len(letters) / 2:
+            reason = f"{caps} of {len(letters)} letters are capitals"
+            report.append(Removed(i, "drop_shouting", reason))
+    gone = {r.index for r in report}
+    return [r for i, r in enumerate(records) if i not in gone], report
+
+
+def _shouting(answer: str, half: bool = False, short: bool = False) -> bool:
+    letters = [c for c in answer if c.isalpha()]
+    caps = sum(c.isupper() for c in letters)
+    enough = short or len(letters) >= MIN_SHOUT_LETTERS
+    return enough and (caps >= len(letters) / 2 if half else caps > len(letters) / 2)
+
+
+def _check_of(rule, name="drop_shouting", reason="mostly capitals", as_removed=True):
+    def check_fn(records):
+        flagged = [i for i, r in enumerate(records) if rule(to_messages(r)[-1]["content"])]
+        report = [Removed(i, name, reason) if as_removed else i for i in flagged]
+        return [r for i, r in enumerate(records) if i not in flagged], report
+
+    return check_fn
+
+
+def test_02_3_reference():
+    assert check("02.3", drop_shouting)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda records: drop_shouting(records)[1], "Return a pair", id="report-only"),
+        pytest.param(
+            _check_of(_shouting, as_removed=False), "as `Removed(index,", id="bare-indices"
+        ),
+        pytest.param(
+            _check_of(_shouting, name="shouting"), "check='drop_shouting'", id="check-name"
+        ),
+        pytest.param(_check_of(_shouting, reason=""), "a reason", id="no-reason"),
+        pytest.param(
+            _check_of(lambda a: _shouting(a, half=True)), "more than half", id="half-counts"
+        ),
+        pytest.param(_check_of(lambda a: _shouting(a, short=True)), "'OK.'", id="no-length-rule"),
+        pytest.param(lambda records: ([], []), "You kept", id="nothing-removed"),
+        pytest.param(
+            lambda records: (records, drop_shouting(records)[1]), "did not remove", id="keeps-all"
+        ),
+        pytest.param(
+            _check_of(lambda a: "COULD YOU PLEASE" in a),
+            "the manifest's shouted ones",
+            id="fitted-to-the-examples",
+        ),
+    ],
+)
+def test_02_3_mistake(answer, hint):
+    _wrong(check("02.3", answer), hint)
+
+
+# ---------------------------------------------------------------- 03
+
+
+def test_03_1_reference():
+    assert check("03.1", lora_params_per_matrix(4096, 14336, 4))
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(4096 * 14336, "size of the matrix itself", id="the-matrix"),
+        pytest.param(4 * 14336, "r x (d_in + d_out)", id="a-only"),
+        pytest.param(4 * 4096 * 14336, "r x (d_in + d_out)", id="times-r"),
+    ],
+)
+def test_03_1_mistake(answer, hint):
+    _wrong(check("03.1", answer), hint)
+
+
+def _smallest_rank(delta: torch.Tensor) -> int:
+    """The reference solution of 03.2."""
+    err = relative_error_by_rank(torch.linalg.svdvals(delta))
+    return int((err <= 0.2).nonzero()[0])
+
+
+def test_03_2_reference():
+    assert check("03.2", _smallest_rank)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hints"),
+    [
+        pytest.param(
+            lambda delta: int(torch.linalg.matrix_rank(delta)),
+            ("you returned 30, expected 3", "svdvals"),
+            id="matrix-rank",
+        ),
+        pytest.param(
+            lambda delta: _smallest_rank(delta) + 1,
+            ("you returned 2, expected 1", "relative_error_by_rank"),
+            id="off-by-one",
+        ),
+    ],
+)
+def test_03_2_mistake(answer, hints):
+    _wrong(check("03.2", answer), *hints)
+
+
+def _merge(model, fold=True, unwrap=True):
+    for name, layer in lora_layers(model).items():
+        if fold:
+            layer.merge()
+        if unwrap:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, layer.base_layer)
+    return model
+
+
+def test_03_3_reference():
+    assert check("03.3", _merge)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda model: _merge(model) and None, "not NoneType", id="no-return"),
+        pytest.param(
+            lambda model: _merge(model, unwrap=False), "LoRALinear layers remain", id="merge-only"
+        ),
+        pytest.param(
+            lambda model: _merge(model, fold=False), "get_delta_weight()", id="unwrap-only"
+        ),
+    ],
+)
+def test_03_3_mistake(answer, hint):
+    _wrong(check("03.3", answer), hint)
+
+
+# ---------------------------------------------------------------- 04
+
+
+def test_04_1_reference():
+    assert check("04.1", 4 * 4 * 2)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [pytest.param(4 * 4, id="one-gpu"), pytest.param(4 * 4 // 2, id="split-over-gpus")],
+)
+def test_04_1_mistake(answer):
+    _wrong(check("04.1", answer), "on every process")
+
+
+def _lora_config(**overrides):
+    from peft import LoraConfig
+
+    settings = dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    return LoraConfig(**settings | overrides)
+
+
+@pytest.fixture(scope="module")
+def course_config():
+    from transformers import AutoConfig
+
+    from ftcourse.paths import BASE_MODEL_DIR
+
+    return AutoConfig.from_pretrained(BASE_MODEL_DIR)
+
+
+def test_04_2_reference():
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ftcourse.paths import BASE_MODEL_DIR
+
+    answer = _lora_config()
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR), answer)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert check("04.2", answer, trainable)
+
+
+def _as_if_no_gqa(c):
+    """LoRA's parameters on q and v if v_proj were as wide as q_proj (no grouped-query attention)."""
+    return c.num_hidden_layers * 2 * 8 * (c.hidden_size + c.hidden_size)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(
+            lambda c: (_lora_config(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]), 1),
+            "adapted q and v only",
+            id="all-attention",
+        ),
+        pytest.param(
+            lambda c: (_lora_config(r=16, lora_alpha=32), 1),
+            "r=16, lora_alpha=32: expected 8 and 16",
+            id="course-default-rank",
+        ),
+        pytest.param(
+            lambda c: (_lora_config(), _as_if_no_gqa(c)), "grouped-query", id="v-as-wide-as-q"
+        ),
+        pytest.param(
+            lambda c: (_lora_config(), 2 * lora_params_per_matrix(c.hidden_size, c.hidden_size, 8)),
+            "Per layer",
+            id="one-layer-only",
+        ),
+        pytest.param(
+            lambda c: (_lora_config(target_modules="all-linear"), 1),
+            "all-linear",
+            id="all-linear",
+        ),
+    ],
+)
+def test_04_2_mistake(course_config, answer, hint):
+    _wrong(check("04.2", *answer(course_config)), hint)
+
+
+def first_halving(history):
+    """The reference solution of 04.3."""
+    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if not losses:
+        return None
+    first = losses[0][1]
+    return next((step for step, loss in losses if loss < first / 2), None)
+
+
+def test_04_3_reference():
+    assert check("04.3", first_halving)
+
+
+def _eval_loss_counts(history):
+    losses = [(h["step"], h.get("loss", h.get("eval_loss"))) for h in history if "step" in h]
+    return next((step for step, loss in losses if loss < losses[0][1] / 2), None)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hints"),
+    [
+        pytest.param(
+            _eval_loss_counts,
+            ("you returned 5, expected 10", "Entries without 'loss'"),
+            id="eval-loss-counts",
+        ),
+        pytest.param(
+            lambda history: first_halving(history) or -1,
+            ("you returned -1", "never halves, return None"),
+            id="minus-one-for-never",
+        ),
+    ],
+)
+def test_04_3_mistake(answer, hints):
+    _wrong(check("04.3", answer), *hints)
+
+
+# ---------------------------------------------------------------- 05
+
+
+def test_05_1_reference():
+    assert check("05.1", "polite")
+
+
+@pytest.mark.parametrize(
+    "answer", [pytest.param("bugfix", id="the-last-loaded"), pytest.param("default", id="default")]
+)
+def test_05_1_mistake(answer):
+    _wrong(check("05.1", answer), "only `set_adapter` changes the active one")
+
+
+MISTRAL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def _adapter_mb(dtype=torch.float32, mb=1e6, no_gqa=False):
+    from ftcourse.architectures import load_architecture
+    from ftcourse.lora import adapter_bytes
+
+    config = load_architecture("mistral-7b-v0.3")
+    if no_gqa:
+        config = copy.deepcopy(config)
+        config.num_key_value_heads = config.num_attention_heads
+    return adapter_bytes(config, MISTRAL_TARGETS, 16, dtype) / mb
+
+
+def test_05_2_reference():
+    assert check("05.2", _adapter_mb())
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda: _adapter_mb(torch.bfloat16), "values of 4 bytes", id="bf16"),
+        pytest.param(lambda: _adapter_mb(no_gqa=True), "grouped-query", id="k-v-as-wide-as-q"),
+        pytest.param(lambda: _adapter_mb(mb=2**20), "MB is off", id="mebibytes"),
+    ],
+)
+def test_05_2_mistake(answer, hint):
+    assert abs(answer() / _adapter_mb() - 1) > 0.01  # outside the checker's tolerance
+    _wrong(check("05.2", answer()), hint)
+
+
+def test_05_3_reference():
+    assert check("05.3", lambda weight, A, B, lora_alpha, r: weight + (lora_alpha / r) * B @ A)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda w, A, B, alpha, r: w + B @ A, "lora_alpha / r", id="no-scaling"),
+        pytest.param(
+            lambda w, A, B, alpha, r: w + (r / alpha) * B @ A, "lora_alpha / r", id="inverted"
+        ),
+        pytest.param(
+            lambda w, A, B, alpha, r: w.T + (alpha / r) * A.T @ B.T,
+            "shape (12, 10), expected (10, 12)",
+            id="transposed",
+        ),
+        pytest.param(
+            lambda w, A, B, alpha, r: w + (alpha / r) * A @ B,
+            "B @ A, not A @ B",
+            id="a-at-b",
+        ),
+    ],
+)
+def test_05_3_mistake(answer, hint):
+    _wrong(check("05.3", answer), hint)
+
+
+# ---------------------------------------------------------------- 06
+
+
+@pytest.fixture(scope="module")
+def nb06():
+    """What notebook 06's solutions set up: the profile's tokenizer, window and the polite splits."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from ftcourse.tasks import get_task, load_task
+
+    profile = notebook_profile()
+    context = AutoConfig.from_pretrained(profile.model_path).max_position_embeddings
+    nb = types.SimpleNamespace(
+        tokenizer=AutoTokenizer.from_pretrained(profile.model_path),
+        train=list(load_task("polite", "train")),
+        test=list(load_task("polite", "test")),
+        window=min(context, profile.max_length),
+        room=get_task("polite").max_new_tokens,
+    )
+    nb.tokens = lambda k: prompt_tokens(nb.tokenizer, few_shot(nb.test[0], nb.train, k))
+    nb.fits = 0  # the reference answer of 06.2
+    while nb.tokens(nb.fits + 1) + nb.room <= nb.window:
+        nb.fits += 1
+    return nb
+
+
+def test_06_1_reference(nb06):
+    assert check("06.1", prompt_tokens(nb06.tokenizer, few_shot(nb06.test[0], nb06.train, 3)))
+
+
+def _text_tokens(nb):
+    text = "".join(m["content"] for m in few_shot(nb.test[0], nb.train, 3))
+    return len(nb.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _no_generation_prompt(nb):
+    prompt = few_shot(nb.test[0], nb.train, 3)
+    return len(nb.tokenizer.apply_chat_template(prompt, return_dict=True)["input_ids"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(_text_tokens, "the chat template adds role tags", id="texts-alone"),
+        pytest.param(
+            lambda nb: prompt_tokens(nb.tokenizer, few_shot(nb.test[0], nb.train)),
+            "That is 2 examples; pass k=3",
+            id="default-k",
+        ),
+        pytest.param(
+            _no_generation_prompt, "count it with `prompt_tokens`", id="no-generation-prompt"
+        ),
+    ],
+)
+def test_06_1_mistake(nb06, answer, hint):
+    _wrong(check("06.1", answer(nb06)), hint)
+
+
+def test_06_2_reference(nb06):
+    assert check("06.2", nb06.fits)
+
+
+def _fits_without_room(nb):
+    k = 0
+    while k < len(nb.train) and nb.tokens(k + 1) <= nb.window:
+        k += 1
+    return k
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(lambda nb: nb.fits + 1, "one too many", id="one-too-many"),
+        pytest.param(_fits_without_room, "+ 64 <= window", id="no-room-for-the-answer"),
+    ],
+)
+def test_06_2_mistake(nb06, answer, hint):
+    got = answer(nb06)
+    assert got != nb06.fits
+    _wrong(check("06.2", got), hint)
+
+
+def budgeted(record, retriever, tokenizer, k, budget, fallback=True, keep=None):
+    """The reference solution of 06.3 (`fallback`, `keep`: to make a mistake with it)."""
+    for j in range(k, 0, -1):
+        prompt = keep(record, retriever, j, k) if keep else retrieval(record, retriever, j)
+        if prompt_tokens(tokenizer, prompt) <= budget:
+            return prompt
+    return retrieval(record, retriever, 0) if fallback else None
+
+
+def _least_similar(record, retriever, j, k):
+    """The j least similar of the k nearest examples: the most similar dropped first."""
+    return few_shot(record, retriever.nearest(record, k)[::-1][:j], j)
+
+
+def test_06_3_reference():
+    assert check("06.3", budgeted)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hints"),
+    [
+        pytest.param(
+            lambda record, retriever, tokenizer, k, budget: retrieval(record, retriever, k),
+            ("budget of 120 tokens you returned 3 example(s), expected 1",),
+            id="budget-ignored",
+        ),
+        pytest.param(
+            lambda *args: budgeted(*args, fallback=False),
+            ("budget of 90 tokens", "expected 0", "retrieval(record, retriever, j)"),
+            id="none-instead-of-the-request",
+        ),
+        pytest.param(
+            lambda *args: budgeted(*args, keep=_least_similar),
+            ("budget of 120 tokens",),
+            id="most-similar-dropped-first",
+        ),
+    ],
+)
+def test_06_3_mistake(answer, hints):
+    _wrong(check("06.3", answer), *hints)
+
+
+@pytest.mark.parametrize(
+    ("answer", "misleading"),
+    [
+        pytest.param(
+            lambda *args: budgeted(*args, keep=_least_similar),
+            "returned 1 example(s), expected 1",
+            id="same-count-wrong-examples",
+        ),
+        pytest.param(
+            lambda *args: budgeted(*args, fallback=False) or [],
+            "-1 example(s)",
+            id="empty-list",
+        ),
+    ],
+)
+def test_06_3_hint_is_not_self_contradictory(answer, misleading):
+    fb = check("06.3", answer)
+    assert fb.status == "wrong" and misleading not in fb.message, fb.message
