@@ -4,7 +4,7 @@ A small model fine-tuned on `bugfix` learns its fixes partly by the names in the
 ("count_even", "weights"); held-out functions use names training never saw, and a model that tied
 a fix to a name copies the bug unchanged. Renamed copies of each training record (the function,
 its arguments and its variables, consistently, with made-up syllable names) take that shortcut
-away: only the code's shape tells the fix. Notebook 04 and docs/benchmarks.md measure the effect.
+away: only the code's shape tells the fix. Notebook 04b and docs/benchmarks.md measure the effect.
 """
 
 from __future__ import annotations

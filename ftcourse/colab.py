@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from ftcourse.paths import REPO_ROOT
+from ftcourse.paths import NOTEBOOK_GLOB, REPO_ROOT
 
 CLONE_DIR = "/content/ftcourse"
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
@@ -111,7 +111,7 @@ def rewrite_notebooks(paths: list[Path], url: str | None = None) -> list[Path]:
 
 def main() -> int:
     """Rewrite every course notebook's Colab cell and badge from pyproject.toml."""
-    paths = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted((REPO_ROOT / "notebooks").glob(NOTEBOOK_GLOB))
     for path in rewrite_notebooks(paths):
         print(f"rewrote {path.relative_to(REPO_ROOT)}")
     return 0

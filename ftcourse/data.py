@@ -466,6 +466,18 @@ def words(text: str) -> list[str]:
 # ---------------------------------------------------------------- splitting
 
 
+def split_records(
+    records: list, fraction: float = 0.1, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Indices of a seeded split: (the rest, `fraction` of the records), each in file order."""
+    if not 0 < fraction < 1:
+        raise CourseError(f"test_fraction must be between 0 and 1, got {fraction}.")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_split = max(1, round(len(records) * fraction))
+    return sorted(order[n_split:]), sorted(order[:n_split])
+
+
 def split_and_save(
     records: list[dict],
     folder: str | Path,
@@ -474,12 +486,7 @@ def split_and_save(
     names: tuple[str, str] = ("train", "validation"),
 ) -> dict[str, Path]:
     """Shuffle with a seed, split off `test_fraction`, and write <folder>/<name>.jsonl for both."""
-    if not 0 < test_fraction < 1:
-        raise CourseError(f"test_fraction must be between 0 and 1, got {test_fraction}.")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    n_test = max(1, round(len(records) * test_fraction))
-    parts = {names[0]: sorted(order[n_test:]), names[1]: sorted(order[:n_test])}
+    parts = dict(zip(names, split_records(records, test_fraction, seed)))
     folder = Path(folder)
     return {
         name: save_jsonl([records[i] for i in idx], folder / f"{name}.jsonl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -177,3 +178,25 @@ def untrained_twin(model, max_layers: int = 2, min_params: float = 1e8):
     config = type(model.config).from_dict(values)
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     return AutoModelForCausalLM.from_config(config, dtype=dtype).to(model.device).eval()
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, text: str, seq_len: int = 256, batch_size: int = 8) -> float:
+    """exp(mean next-token loss) over consecutive, non-overlapping `seq_len` windows of `text`.
+
+    Every window is full (the tail shorter than a window is left out), so no padding enters the
+    average, and the same text gives the same windows for every model with this tokenizer.
+    """
+    # the whole text at once, cut into windows below: no "sequence too long" warning for that
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt", verbose=False).input_ids[0]
+    n = len(ids) // seq_len
+    if n == 0:
+        raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of {seq_len}")
+    windows = ids[: n * seq_len].view(n, seq_len).to(model.device)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for chunk in windows.split(batch_size):
+        total += model(input_ids=chunk, labels=chunk).loss.float().item() * len(chunk)
+    model.train(was_training)
+    return math.exp(total / n)

@@ -35,9 +35,14 @@ class Expectations:
     tuned_form_min: dict[str, float | None] = field(default_factory=_per_task)
     heldout_loss_falls: bool | None = None  # 04: the held-out answer loss is lower after training
     training_loss_halves: bool | None = None  # 04: the last logged loss is under half the first
-    base_copies: bool | None = None  # 04, 05, 06: the copy probe finds the base model can copy
-    names_probe_drop_min: float | None = None  # 04: accuracy lost when training names are renamed
-    lr_demo_ratio_max: float | None = None  # 04: loss at the high rate / at the article's rate
+    base_copies: bool | None = None  # 04b: the copy probe finds the base model can copy
+    names_probe_drop_min: float | None = None  # 04b: notebook 04's bugfix, renamed training names
+    renamed_probe_drop_max: float | None = None  # 04b: the same drop, trained on renamed copies
+    renamed_heldout_min: float | None = None  # 04b: held-out bugfix after the renamed recipe
+    epoch_gain_flattens: bool | None = (
+        None  # 04b: validation loss falls 5x less in epochs 3-5 than 1-3
+    )
+    lora_forgets_less: bool | None = None  # 04b: LoRA's held-out perplexity rises less than full's
     stops_at_eos: bool | None = None  # 05: the polite adapter's streamed answer ends at EOS
     own_form_min: float | None = None  # 05: each adapter's answers in its task's form
     other_form_max: float | None = None  # 05: the base's and the other adapter's, at most
@@ -54,8 +59,10 @@ class Expectations:
 EXPECTATIONS: dict[str, Expectations] = {
     "cpu-tiny": Expectations(
         measured=(
-            "cpu-tiny, by `make course` on a 2-core CPU (2026-11-30): polite 0% -> 83%, bugfix "
-            "0% -> 58%, names probe 75% -> 42% (docs/benchmarks.md); bars sit below the measures"
+            "cpu-tiny, by `make course` on a 2-core CPU (2026-12-01): polite 0% -> 83%, "
+            "bugfix 0% -> 55% (notebook 04); names probe 80% -> 45%, with renamed copies 92% -> 80% "
+            "and 82% held-out; perplexity on held-out Python +18% (LoRA) and +21% (full) "
+            "(notebook 04b); bars sit below the measures"
         ),
         base_accuracy_max=_per_task(0.10),
         tuned_accuracy_min={"polite": 0.7, "bugfix": 0.45},
@@ -65,7 +72,10 @@ EXPECTATIONS: dict[str, Expectations] = {
         training_loss_halves=True,
         base_copies=True,
         names_probe_drop_min=0.15,
-        lr_demo_ratio_max=0.5,
+        renamed_probe_drop_max=0.2,
+        renamed_heldout_min=0.8,
+        epoch_gain_flattens=True,
+        lora_forgets_less=True,
         stops_at_eos=True,
         own_form_min=0.75,
         other_form_max=0.25,

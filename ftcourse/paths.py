@@ -10,6 +10,9 @@ ARCHITECTURES_DIR = DATA_DIR / "architectures"
 # Outputs (adapters, checkpoints, plots) go outside git; FTCOURSE_OUTPUT_DIR moves them.
 OUTPUT_DIR = Path(os.environ.get("FTCOURSE_OUTPUT_DIR", REPO_ROOT / "outputs"))
 BUILD_DIR = REPO_ROOT / "build"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+# The course's notebooks: a number, an optional letter for a deep dive (04b), a name
+NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
 
 
 def output_dir(*parts: str) -> Path:

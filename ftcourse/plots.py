@@ -126,9 +126,34 @@ def loss_curves(histories: dict, title: str = "training loss"):
         line = ax.plot(*zip(*train), label=f"{label} (train)")[0] if train else None
         if evals:
             color = line.get_color() if line else None
-            ax.plot(*zip(*evals), "o--", color=color, label=f"{label} (held-out)")
+            ax.plot(*zip(*evals), "o--", color=color, label=f"{label} (validation)")
     ax.set(xlabel="optimizer step", ylabel="cross-entropy loss", title=title)
     ax.legend()
+    return fig
+
+
+def epoch_curves(
+    rows: list[dict], best: int | None = None, title: str = "loss and accuracy per epoch"
+):
+    """Per epoch: training and validation loss (left), held-out accuracy (right); `best` marked.
+
+    `rows` are dicts with `epoch`, `train_loss`, `eval_loss` and `accuracy` (0-1).
+    """
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(epochs, [r["train_loss"] for r in rows], "o-", label="training")
+    left.plot(epochs, [r["eval_loss"] for r in rows], "o--", label="validation")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", xticks=epochs)
+    right.plot(epochs, [100 * r["accuracy"] for r in rows], "o-", color="C2")
+    right.set(xlabel="epoch", ylabel="held-out accuracy (%)", ylim=(0, 105), xticks=epochs)
+    for ax in (left, right):
+        if best is not None:
+            ax.axvline(best, color="grey", ls=":", label=f"kept: epoch {best}")
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

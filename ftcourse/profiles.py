@@ -37,6 +37,9 @@ class Profile:
     target_modules: tuple[str, ...] = ATTENTION
     eval_samples: int = 200  # held-out examples scored per task
     gradient_checkpointing: bool = True  # saves activation memory on GPUs, costs ~25% speed
+    # Batches without pad tokens: the examples end to end, kept apart by their position ids
+    # (measured on the CPU in docs/benchmarks.md, "Training speed"; not measured on a GPU)
+    padding_free: bool = False
     needs_cuda: bool = False
     needs_bf16: bool = False
     min_gpu_gb: float = 0.0  # the smallest GPU the profile is chosen for automatically
@@ -89,6 +92,16 @@ class Profile:
     def logging_steps(self) -> int:
         """How often training logs its loss: every 10 steps, or every step for budgets under 40."""
         return 1 if 0 < self.max_steps < 40 else 10
+
+    @property
+    def eval_strategy(self) -> str:
+        """When training reports the validation loss: on a step budget "steps", else "epoch"."""
+        return "steps" if self.max_steps > 0 else "epoch"
+
+    @property
+    def eval_steps(self) -> int | None:
+        """The validation loss four times over a step budget (None for an epoch budget)."""
+        return max(self.max_steps // 4, 1) if self.max_steps > 0 else None
 
     @property
     def warmup_steps(self) -> int:
@@ -144,6 +157,7 @@ PROFILES: dict[str, Profile] = {
             target_modules=ALL_LINEAR,
             eval_samples=100,
             gradient_checkpointing=False,  # a 4M model's activations are tiny: pure slowdown here
+            padding_free=True,
             notes="Step budgets are small so the whole course runs in ~10 minutes on 2 cores.",
         ),
         Profile(

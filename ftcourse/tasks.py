@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftcourse.data import load_records, to_messages, validate, words
+from ftcourse.data import load_records, split_records, to_messages, validate, words
 from ftcourse.errors import CourseError
 from ftcourse.paths import DATA_DIR
 
@@ -169,3 +169,14 @@ def load_task(name: str, split: str, folder: str | Path | None = None):
     # ours, keeping the ShareGPT roles human/gpt, which no chat template trains on.
     rows = [{**r, "messages": to_messages(r)} for r in records]
     return Dataset.from_list([{k: v for k, v in r.items() if k != "conversations"} for r in rows])
+
+
+def training_splits(name: str, folder: str | Path | None = None):
+    """A task's (train, validation) Datasets: notebook 02's saved files in `folder` when they exist,
+    else the committed training split cut the same way (90/10, seed 0). The test split stays apart.
+    """
+    if folder and (Path(folder) / name / "validation.jsonl").is_file():
+        return load_task(name, "train", folder), load_task(name, "validation", folder)
+    full = load_task(name, "train")
+    train_idx, validation_idx = split_records(list(range(len(full))), 0.1, seed=0)
+    return full.select(train_idx), full.select(validation_idx)

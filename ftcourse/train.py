@@ -113,7 +113,9 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         learning_rate=profile.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=profile.warmup_steps,
-        max_length=profile.max_length,
+        # trl does not cut padding-free examples to max_length: `check_lengths` refuses long ones
+        max_length=None if profile.padding_free else profile.max_length,
+        padding_free=profile.padding_free,
         assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
         # trl turns bf16 on by default: it fails on a CPU or a T4, so the profile decides
         bf16=profile.compute_dtype == "bfloat16",
@@ -122,7 +124,9 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         activation_checkpointing=profile.gradient_checkpointing,
         logging_steps=profile.logging_steps,
         save_strategy="no",
-        eval_strategy="no",
+        # the loss on the validation split, four times a run: the overfitting alarm
+        eval_strategy=profile.eval_strategy,
+        eval_steps=profile.eval_steps,
         report_to="none",
         seed=0,
         dataloader_num_workers=0,
@@ -144,6 +148,18 @@ def match_adapter_dtype(model, profile: Profile) -> int:
             param.data = param.data.float()
             cast += 1
     return cast
+
+
+def check_lengths(dataset, max_length: int, source: str) -> None:
+    """Refuse tokenized examples longer than `max_length` (padding-free training keeps them whole)."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    long = [i for i, n in enumerate(lengths) if n > max_length]
+    if long:
+        raise CourseError(
+            f"{source}: {len(long)} example(s) longer than max_length={max_length} tokens "
+            f"(record {long[0]} has {lengths[long[0]]}). Drop or shorten them (notebook 02's "
+            "length check), or raise the profile's max_length."
+        )
 
 
 @dataclass
@@ -209,25 +225,28 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from ftcourse.tasks import load_task
+    from ftcourse.tasks import training_splits
 
     profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
         set_seed(run.sft.get("seed", 0))  # the adapter's random init: same config, same run
         model = get_peft_model(model, lora_config(profile, **run.lora))
-    train_ds = load_task(run.task, "train")
+    train_ds, validation_ds = training_splits(run.task)
     if run.train_samples:
         train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
     if run.renamed_copies:
         train_ds = renamed_dataset(train_ds, run.renamed_copies)
+    args = sft_config(profile, run.output_dir, **run.sft)
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(profile, run.output_dir, **run.sft),
+        args=args,
         train_dataset=train_ds,
+        eval_dataset=None if args.eval_strategy == "no" else validation_ds,
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    check_lengths(trainer.train_dataset, profile.max_length, f"{run.task} training split")
     match_adapter_dtype(trainer.model, profile)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
@@ -279,3 +298,44 @@ def _report_eval(run: RunConfig, result: TrainResult) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def epoch_scorer(tokenizer, task: str, records: list):
+    """A Trainer callback that scores `records` on `task` at the end of every epoch.
+
+    Its `scores` list gets one `EvalResult` per epoch (labelled "epoch N"), measured on the weights
+    as they are at that moment: what a checkpoint saved then would score.
+    """
+    from transformers import TrainerCallback
+
+    from ftcourse.evaluate import evaluate
+
+    class EpochScorer(TrainerCallback):
+        def __init__(self):
+            self.scores = []
+
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            label = f"epoch {round(state.epoch)}"
+            self.scores.append(
+                evaluate(model, tokenizer, task, records, label=label, progress=False)
+            )
+            model.train()  # evaluate() switched it to eval mode
+
+    return EpochScorer()
+
+
+def epoch_table(history: list[dict], scores: list) -> list[dict]:
+    """Per epoch: the last training loss logged in it, its validation loss, held-out accuracy."""
+    rows = []
+    for result, evals in zip(scores, [h for h in history if "eval_loss" in h]):
+        epoch = round(evals["epoch"])
+        train = [h["loss"] for h in history if "loss" in h and h["epoch"] <= evals["epoch"]]
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": train[-1] if train else float("nan"),
+                "eval_loss": evals["eval_loss"],
+                "accuracy": result.accuracy,
+            }
+        )
+    return rows

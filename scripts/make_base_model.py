@@ -155,6 +155,21 @@ def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return [p for p in files if p not in heldout], heldout
 
 
+def write_heldout_source(out: Path) -> None:
+    """Write the held-out stdlib files, concatenated with a header each: general Python source that
+    the base model never trained on (notebook 04b measures forgetting on it)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    version = ".".join(map(str, sys.version_info[:2]))
+    parts = [
+        f"# ===== Lib/{p.relative_to(root).as_posix()} (CPython {version}, PSF License) =====\n"
+        + read_source(p)
+        for p in split_files(stdlib_files())[1]
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    print(f"wrote {len(parts)} held-out files, {out.stat().st_size:,} bytes, to {out}")
+
+
 def read_source(path: Path) -> str:
     """A source file's text; undecodable bytes are replaced rather than dropping the file."""
     return path.read_text(encoding="utf-8", errors="replace")
@@ -719,6 +734,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Recipe, argparse.Namespac
     parser.add_argument("--out", type=Path, default=Path("data/base-model"))
     parser.add_argument("--work-dir", type=Path, default=Path("build/base-model-work"))
     parser.add_argument("--ckpt-every", type=int, default=100)
+    parser.add_argument(
+        "--write-heldout",
+        type=Path,
+        metavar="FILE",
+        help="only write the held-out stdlib files (never trained on) to FILE, then stop",
+    )
     for name, value in asdict(Recipe()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
@@ -729,6 +750,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Recipe, argparse.Namespac
 def main(argv: list[str] | None = None) -> None:
     """Build the corpus and tokenizer, pretrain (resuming if possible), export with a model card."""
     recipe, args = parse_args(argv)
+    if args.write_heldout:
+        write_heldout_source(args.write_heldout)
+        return
     if recipe.init_from and not (Path(recipe.init_from) / "training.json").exists():
         raise SystemExit(  # checked before the corpus is built, not after minutes of work
             f"--init-from {recipe.init_from}: no model exported by this script there. Run stage 1 "

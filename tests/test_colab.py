@@ -7,9 +7,9 @@ from packaging.requirements import Requirement
 from repo_files import constraint_pins
 
 from ftcourse import colab
-from ftcourse.paths import REPO_ROOT
+from ftcourse.paths import NOTEBOOK_GLOB, REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob(NOTEBOOK_GLOB))
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 

@@ -1,11 +1,14 @@
 """Held-out evaluation helpers that the GPU profiles depend on: stop tokens and the untrained twin."""
 
+import math
+
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftcourse.architectures import load_architecture, tiny_llama_config
-from ftcourse.evaluate import copy_probe, stop_ids, untrained_twin
-from ftcourse.paths import BASE_MODEL_DIR
+from ftcourse.evaluate import copy_probe, perplexity, stop_ids, untrained_twin
+from ftcourse.paths import BASE_MODEL_DIR, DATA_DIR
 
 
 def test_stop_ids_are_the_eos_and_every_id_generation_config_stops_at():
@@ -35,3 +38,20 @@ def test_untrained_twin_of_the_course_model_keeps_its_shape_and_cannot_copy():
     assert twin.config.num_hidden_layers == base.config.num_hidden_layers
     assert twin.num_parameters() == base.num_parameters()
     assert copy_probe(base).copies and not copy_probe(twin).copies
+
+
+def test_perplexity_on_held_out_source_is_the_mean_window_loss():
+    base = AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR)
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+    text = (DATA_DIR / "python_heldout" / "stdlib_heldout.py.txt").read_text()[:20_000]
+    ppl = perplexity(base, tokenizer, text, seq_len=128)
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    n = len(ids) // 128
+    with torch.no_grad():
+        losses = [
+            base(input_ids=w[None], labels=w[None]).loss.item() for w in ids[: n * 128].view(n, 128)
+        ]
+    assert math.isclose(ppl, math.exp(sum(losses) / n), rel_tol=1e-4)
+    assert 1 < ppl < perplexity(untrained_twin(base), tokenizer, text, seq_len=128)
+    with pytest.raises(ValueError, match="fewer than one window"):
+        perplexity(base, tokenizer, "x = 1", seq_len=128)

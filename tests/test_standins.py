@@ -95,7 +95,8 @@ def test_llama_3_1_template_is_refused_by_trl_and_the_profile_supplies_one(tmp_p
     raw.pad_token = raw.eos_token
     model = AutoModelForCausalLM.from_pretrained(profile.model_path, dtype=torch.float32)
     data = load_task("polite", "train").select(range(8))
-    args = sft_config(profile.with_overrides(compute_dtype="float32", max_steps=1), tmp_path)
+    profile = profile.with_overrides(compute_dtype="float32", max_steps=1)
+    args = sft_config(profile, tmp_path, eval_strategy="no")  # no validation set here
     with pytest.raises(ValueError, match="not training-compatible"):
         SFTTrainer(model=model, args=args, train_dataset=data, processing_class=raw)
 

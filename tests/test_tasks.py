@@ -123,3 +123,19 @@ def test_evaluate_scores_fixed_answers_and_counts_the_stops(monkeypatch):
     assert "| bugfix | fixed | 25% | 75% | 4 |" in table
     with pytest.raises(CourseError, match="no scoring rule"):
         ev.evaluate(model, None, "python_qa", [])
+
+
+def test_training_splits_cut_the_committed_training_split_like_notebook_02(tmp_path):
+    from ftcourse.data import load_records, split_and_save
+    from ftcourse.paths import DATA_DIR
+    from ftcourse.tasks import training_splits
+
+    train, validation = training_splits("bugfix")
+    assert (len(train), len(validation)) == (1080, 120)
+    assert not set(train["input"]) & set(validation["input"])
+    records = load_records(DATA_DIR / "bugfix" / "train.jsonl")
+    split_and_save(records, tmp_path / "bugfix", test_fraction=0.1, seed=0)
+    saved_train, saved_validation = training_splits("bugfix", tmp_path)
+    assert (
+        saved_validation["input"] == validation["input"] and saved_train["input"] == train["input"]
+    )

@@ -11,7 +11,15 @@ from transformers import TrainerCallback
 
 from ftcourse import CourseError
 from ftcourse.profiles import get_profile
-from ftcourse.train import RunConfig, bnb_config, match_adapter_dtype, sft_config, train
+from ftcourse.train import (
+    RunConfig,
+    bnb_config,
+    check_lengths,
+    epoch_table,
+    match_adapter_dtype,
+    sft_config,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"max_steps": 8, "batch_size": 4, "learning_rate": 4e-3, "lora_dropout": 0.0}
@@ -36,12 +44,16 @@ def test_profile_decides_precision_flags():
         "trl's bf16 default must be overridden on CPU"
     )
     assert not cpu.activation_checkpointing, "checkpointing only slows a tiny model down"
-    assert cpu.assistant_only_loss and cpu.max_length == get_profile("cpu-tiny").max_length
+    # padding-free batches: trl does not cut them, so max_length is None and check_lengths guards
+    assert cpu.assistant_only_loss and cpu.padding_free and cpu.max_length is None
+    assert cpu.eval_strategy == "steps" and cpu.eval_steps == get_profile("cpu-tiny").max_steps // 4
     assert bnb_config(get_profile("t4")).bnb_4bit_compute_dtype == torch.float32
     t4 = sft_config(get_profile("t4"), "/tmp/x")
     assert not t4.bf16 and not t4.fp16, "a T4 has no bf16, and fp16 overflows Qwen2.x"
+    assert not t4.padding_free and t4.max_length == get_profile("t4").max_length
     big = sft_config(get_profile("gpu-24gb"), "/tmp/x")
     assert big.bf16 and not big.fp16 and big.activation_checkpointing
+    assert big.eval_strategy == "epoch", "an epoch budget reports the validation loss per epoch"
 
 
 def test_qlora_training_lowers_the_loss_and_saves_an_adapter(tmp_path):
@@ -166,3 +178,51 @@ def test_a_4bit_model_evaluated_before_training_still_gets_every_gradient():
         m for m in model.modules() if getattr(m, "support_avx512bf16_for_cpu", False)
     ]  # every 4-bit layer has it switched off
     assert not packed and keep_trainable_on_cpu(model) is model
+
+
+def test_training_reports_the_validation_loss_and_padding_free_matches_padded_batches(tmp_path):
+    result = train(run(tmp_path, method="lora"))
+    evals = [h for h in result.log_history if "eval_loss" in h]
+    assert len(evals) == 4, "the validation loss four times a run"
+    batch = next(iter(result.trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # padding-free
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist() + [
+        batch["input_ids"].shape[1]
+    ]
+    model = result.model.eval()
+    with torch.no_grad():
+        packed = model(**{k: batch[k] for k in ("input_ids", "position_ids", "labels")}).loss
+        # the same examples, one by one: the position ids keep each example's attention to itself
+        total, count = 0.0, 0
+        for a, b in zip(starts, starts[1:]):
+            ids, labels = batch["input_ids"][:, a:b], batch["labels"][:, a:b]
+            n = int((labels[:, 1:] != -100).sum())
+            total += model(input_ids=ids, labels=labels).loss.item() * n
+            count += n
+    assert abs(packed.item() - total / count) < 1e-4
+
+
+def test_check_lengths_names_the_first_long_record():
+    check_lengths({"input_ids": [[1] * 5, [1] * 9]}, 9, "ok")
+    with pytest.raises(
+        CourseError, match=r"1 example\(s\) longer than max_length=8.*record 1 has 9"
+    ):
+        check_lengths({"input_ids": [[1] * 5, [1] * 9]}, 8, "polite training split")
+
+
+def test_epoch_table_pairs_each_epoch_with_its_losses_and_score():
+    from types import SimpleNamespace
+
+    history = [
+        {"loss": 2.0, "epoch": 0.5, "step": 5},
+        {"loss": 1.5, "epoch": 1.0, "step": 10},
+        {"eval_loss": 1.6, "epoch": 1.0, "step": 10},
+        {"loss": 1.0, "epoch": 2.0, "step": 20},
+        {"eval_loss": 1.4, "epoch": 2.0, "step": 20},
+        {"train_loss": 1.5, "epoch": 2.0, "step": 20},
+    ]
+    scores = [SimpleNamespace(accuracy=0.25), SimpleNamespace(accuracy=0.5)]
+    assert epoch_table(history, scores) == [
+        {"epoch": 1, "train_loss": 1.5, "eval_loss": 1.6, "accuracy": 0.25},
+        {"epoch": 2, "train_loss": 1.0, "eval_loss": 1.4, "accuracy": 0.5},
+    ]
