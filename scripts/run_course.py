@@ -25,7 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from ftcourse.docblocks import markdown_table, replace_block
-from ftcourse.paths import BUILD_DIR
+from ftcourse.paths import BUILD_DIR, NOTEBOOK_GLOB
 from ftcourse.profiles import notebook_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +36,15 @@ PEAK_CELL = f"import resource\nprint('{MARK}', resource.getrusage(resource.RUSAG
 
 def notebooks(only: list[str], solutions: bool) -> list[Path]:
     """The course notebooks in order, optionally filtered by number prefix."""
-    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
     if solutions:
-        paths += sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
-    return [p for p in paths if not only or p.name[:2] in only]
+        paths += sorted((ROOT / "notebooks" / "solutions").glob(NOTEBOOK_GLOB))
+    return [p for p in paths if not only or p.name.split("_")[0] in only]
+
+
+def is_deep_dive(name: str) -> bool:
+    """A deep-dive notebook is numbered with a letter (04b): optional, timed apart from the core."""
+    return re.match(r"(solutions/)?\d\d[a-z]_", name) is not None
 
 
 def run_one(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, float]:
@@ -74,8 +79,11 @@ def timings_markdown(times: dict) -> str:
     cells = [
         [r["notebook"], f"{r['seconds'] / 60:.1f} min", f"{r['peak_mb']:.0f} MB"] for r in rows
     ]
-    total = sum(r["seconds"] for r in rows)
-    cells.append(["**total**", f"**{total / 60:.1f} min**", ""])
+    core = sum(r["seconds"] for r in rows if not is_deep_dive(r["notebook"]))
+    deep = sum(r["seconds"] for r in rows if is_deep_dive(r["notebook"]))
+    cells.append(["**core notebooks, total**", f"**{core / 60:.1f} min**", ""])
+    if deep:
+        cells.append(["**deep dives, total**", f"**{deep / 60:.1f} min**", ""])
     table = markdown_table(["notebook", "wall time", "peak memory"], cells)
     where = f"{times['machine']}, profile {times['profile']}"
     return f"{table}\n\nMeasured by `make course` on {times['date']} ({where})."
@@ -97,7 +105,7 @@ def publish(build: Path = BUILD) -> int:
 def main() -> int:
     """Run the course and report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=[], help="notebook numbers, e.g. 02 04")
+    parser.add_argument("--only", nargs="*", default=[], help="notebook numbers, e.g. 02 04b")
     parser.add_argument("--solutions", action="store_true", help="also run notebooks/solutions")
     parser.add_argument("--no-html", action="store_true")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")

@@ -18,6 +18,7 @@ from ftcourse.decision import Recommendation, recommend
 from ftcourse.exercises import check
 from ftcourse.exercises.nb01 import EFFECTIVE_BATCH
 from ftcourse.exercises.nb02 import MIN_SHOUT_LETTERS, NEAR_THRESHOLD
+from ftcourse.exercises.nb04b import EPOCH_LOSSES
 from ftcourse.lora import lora_layers, lora_params_per_matrix, relative_error_by_rank
 from ftcourse.paths import DATA_DIR
 from ftcourse.profiles import PROFILES, Hardware, auto_profile, notebook_profile
@@ -637,6 +638,86 @@ def _eval_loss_counts(history):
 )
 def test_04_3_mistake(answer, hints):
     _wrong(check("04.3", answer), *hints)
+
+
+# ---------------------------------------------------------------- 04b
+
+
+def test_04b_1_reference():
+    assert check("04b.1", EPOCH_LOSSES.index(min(EPOCH_LOSSES)) + 1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(len(EPOCH_LOSSES), "last epoch", id="the-last-epoch"),
+        pytest.param(EPOCH_LOSSES.index(min(EPOCH_LOSSES)), "count from 1", id="zero-based"),
+        pytest.param(1, "lowest validation loss", id="another-epoch"),
+    ],
+)
+def test_04b_1_mistake(answer, hint):
+    _wrong(check("04b.1", answer), hint)
+
+
+def _best_epoch(history):
+    evals = [h for h in history if "eval_loss" in h]
+    return round(min(evals, key=lambda h: h["eval_loss"])["epoch"])
+
+
+def test_04b_2_reference():
+    assert check("04b.2", _best_epoch)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(
+            lambda h: min(x["eval_loss"] for x in h if "eval_loss" in x), "not the loss", id="loss"
+        ),
+        pytest.param(lambda h: float(_best_epoch(h)), "Return an int", id="a-float"),
+        pytest.param(
+            lambda h: round(min((x for x in h if "loss" in x), key=lambda x: x["loss"])["epoch"]),
+            "only the entries that have 'eval_loss'",
+            id="training-loss",
+        ),
+    ],
+)
+def test_04b_2_mistake(answer, hint):
+    _wrong(check("04b.2", answer), hint)
+
+
+def _early_stop(losses, patience, strict=True, reset=True):
+    best, waited = float("inf"), 0
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best or (not strict and loss <= best):
+            best, waited = loss, 0
+        else:
+            waited = waited + 1 if reset else epoch - losses.index(min(losses[:epoch])) - 1
+            if waited >= patience:
+                return epoch
+    return len(losses)
+
+
+def test_04b_3_reference():
+    assert check("04b.3", _early_stop)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(
+            lambda losses, patience: losses.index(min(losses)) + 1, "best epoch", id="best-epoch"
+        ),
+        pytest.param(
+            lambda losses, patience: _early_stop(losses, patience, strict=False),
+            "equal to the best is no improvement",
+            id="equal-counts-as-better",
+        ),
+        pytest.param(lambda losses, patience: len(losses), "Count epochs", id="never-stops"),
+    ],
+)
+def test_04b_3_mistake(answer, hint):
+    _wrong(check("04b.3", answer), hint)
 
 
 # ---------------------------------------------------------------- 05

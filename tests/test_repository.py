@@ -9,8 +9,10 @@ import pytest
 from packaging.requirements import Requirement
 from repo_files import code_cell_sources, constraint_pins
 
+from ftcourse.paths import NOTEBOOK_GLOB
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
 ALL_NOTEBOOKS = NOTEBOOKS + sorted(ROOT.glob("notebooks/solutions/*.ipynb"))
 SETUP_CELL = ROOT / "notebooks" / "00_setup.ipynb"
 
@@ -41,7 +43,7 @@ def test_notebook_is_stripped(path):
 def test_notebook_conventions(path):
     cs = cells(path)
     title = source(cs[0])
-    assert re.match(r"# \d\d · ", title), (
+    assert re.match(r"# \d\d[a-z]? · ", title), (
         f"{path.name}: first cell must be the '# NN · Title' heading"
     )
     assert f"blob/main/notebooks/{path.name}" in title and "colab-badge" in title, "Colab badge"
