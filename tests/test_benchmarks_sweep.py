@@ -20,7 +20,7 @@ def sweep():
 
 def test_points_vary_one_knob_each(sweep):
     runs = sweep.points(["r", "lr", "alpha_ratio", "methods"], lr=4e-3)
-    assert len(runs) == sum(map(len, sweep.SWEEPS.values())) + 3
+    assert len(runs) == sum(map(len, sweep.SWEEPS.values())) + 2 + len(sweep.FULL_LRS)
     for run in runs:
         changed = {
             k

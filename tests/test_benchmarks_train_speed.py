@@ -1,0 +1,42 @@
+"""benchmarks/train_speed.py: trl against a plain loop, on a few real steps, and its table."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def speed():
+    spec = importlib.util.spec_from_file_location(
+        "train_speed", ROOT / "benchmarks" / "train_speed.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_speed"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plain_loop_trains_the_same_batches_and_lowers_the_loss(speed, tmp_path):
+    from ftcourse.profiles import get_profile
+
+    profile = get_profile("cpu-tiny").for_task("polite")
+    trainer = speed._trainer(profile, "lora", "polite", 12, speed.VARIANTS["padded"], str(tmp_path))
+    assert not trainer.args.padding_free and trainer.args.max_length == profile.max_length
+    clock, wall, losses, tokens = speed.time_plain(trainer)
+    assert len(clock.times) == len(losses) == 12 and clock.rate() > 0 and wall > 0
+    assert sum(losses[-3:]) < sum(losses[:3]), losses
+    assert tokens > 12 * profile.batch_size  # real tokens, not counting padding
+
+
+def test_one_measurement_and_its_table(speed, tmp_path):
+    from ftcourse.profiles import get_profile
+
+    profile = get_profile("cpu-tiny").for_task("polite")
+    row = speed.measure(profile, "lora", "polite", steps=8, variant="course", repeats=1)
+    assert row["profile"] == "cpu-tiny" and row["ratio"] > 0 and row["tokens_per_step"] > 0
+    text = speed.table([row])
+    assert "| lora | course |" in text and "trl / plain" in text
