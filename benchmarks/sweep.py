@@ -59,7 +59,7 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
     import torch
 
     from ftcourse.evaluate import evaluate
-    from ftcourse.profiles import ALL_LINEAR, ATTENTION
+    from ftcourse.profiles import ALL_LINEAR, ATTENTION, choose_profile
     from ftcourse.tasks import load_task
     from ftcourse.train import RunConfig, train
 
@@ -100,6 +100,7 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
         "optimizer_bytes": state_bytes,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "torch_threads": torch.get_num_threads(),
+        "profile": choose_profile().name,
     }
 
 
@@ -111,9 +112,10 @@ def run_all(runs: list[dict], task: str, steps: int, eval_samples: int) -> list[
     done: dict[str, dict] = {}
     results = []
     for i, point in enumerate(runs, 1):
-        same = {**point, "modules": "profile"} if profile_is_all_linear else point
-        if point.get("modules") != "all-linear":
-            same = point
+        # "all-linear" is the profile's own choice on cpu-tiny: the same run as the baseline
+        same = point
+        if profile_is_all_linear and point.get("modules") == "all-linear":
+            same = {**point, "modules": "profile"}
         key = json.dumps({k: v for k, v in same.items() if k != "sweep"}, sort_keys=True)
         if key not in done:
             start = time.perf_counter()
