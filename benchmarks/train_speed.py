@@ -3,12 +3,16 @@
 Both sides train the same freshly loaded model (same LoRA init) on the same data. The plain loop
 iterates over a trainer's own dataloader with padded batches (same sampler, collator and
 answer-only labels) and does what a textbook loop does (forward, backward, gradient clipping,
-AdamW, the same schedule): the baseline. Each trl variant changes one setting of the course's
-SFTConfig, so its ratio says what that setting buys against the same baseline. Runs alternate (trl, plain, trl, plain, ...)
-so that a machine that slows down mid-run hurts both sides alike; the best repeat counts.
+the Trainer's optimizer and schedule): the baseline. Each trl variant changes one thing, so its
+ratio says what that change buys against the same baseline: `padded` is trl's SFTTrainer on
+padded batches, `padding-free` the profile's batches, `model-loss` adds the course's
+`ftcourse.train.ModelLoss` (the trainer the course builds), `model-loss-padded` is that on padded
+batches. Runs alternate (trl, plain, trl, plain, ...), and each trl run is divided by the plain
+run right after it, so a machine that slows down for a minute slows both halves of a pair; the
+median of the pairs is the ratio quoted.
 
-    python benchmarks/train_speed.py                          # QLoRA and LoRA, bugfix, 60 steps
-    python benchmarks/train_speed.py --variants padded course # a slice
+    python benchmarks/train_speed.py                            # QLoRA and LoRA, bugfix
+    python benchmarks/train_speed.py --variants padded model-loss  # a slice
     python benchmarks/train_speed.py --update-docs docs/benchmarks.md
 
 Steps per second are timed from the end of step WARMUP to the last step, so loading, the first
@@ -27,7 +31,9 @@ WARMUP = 5
 # What each trl variant changes in the course's SFTConfig (`ftcourse.train.sft_config`)
 VARIANTS = {
     "padded": {"padding_free": False},  # the course's recipe before padding-free batches
-    "course": {},  # the profile's settings (padding-free on cpu-tiny)
+    "padding-free": {},  # the profile's settings (padding-free on cpu-tiny), trl's own loss
+    "model-loss": {"model_loss": True},  # and the model's own loss (`ftcourse.train.ModelLoss`)
+    "model-loss-padded": {"model_loss": True, "padding_free": False},  # the two apart
 }
 BASELINE = "padded"  # the batches the plain loop trains on
 
@@ -41,6 +47,8 @@ def _trainer(profile, method: str, task: str, steps: int, sft: dict, out: str):
     from ftcourse import train as ft_train
     from ftcourse.tasks import load_task
 
+    sft = dict(sft)
+    trainer_class = ft_train.sft_trainer_class() if sft.pop("model_loss", False) else SFTTrainer
     model, tokenizer = ft_train.load_model(profile, method)
     set_seed(0)
     model = get_peft_model(model, ft_train.lora_config(profile))
@@ -48,7 +56,7 @@ def _trainer(profile, method: str, task: str, steps: int, sft: dict, out: str):
     if sft.get("padding_free") is False:  # padded batches are cut to max_length
         sft["max_length"] = profile.max_length
     args = ft_train.sft_config(profile, out, max_steps=steps, **sft)
-    trainer = SFTTrainer(
+    trainer = trainer_class(
         model=model, args=args, train_dataset=load_task(task, "train"), processing_class=tokenizer
     )
     ft_train.match_adapter_dtype(trainer.model, profile)
@@ -92,10 +100,12 @@ def time_plain(trainer) -> tuple[_Clock, float, list[float], int]:
 
     args, model = trainer.args, trainer.model
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
-    schedule = get_scheduler(
-        args.lr_scheduler_type, optimizer, args.warmup_steps, args.max_steps
-    )  # the Trainer's own schedule function
+    # the optimizer the Trainer picks (`optim`: fused AdamW by default) and its own schedule function
+    fused = getattr(args.optim, "value", args.optim) == "adamw_torch_fused"
+    optimizer = torch.optim.AdamW(
+        params, lr=args.learning_rate, weight_decay=args.weight_decay, fused=fused
+    )
+    schedule = get_scheduler(args.lr_scheduler_type, optimizer, args.warmup_steps, args.max_steps)
     accepted = {"input_ids", "attention_mask", "labels", "position_ids"}
     clock, losses, tokens = _Clock(), [], 0
     model.train()
@@ -121,10 +131,15 @@ def time_plain(trainer) -> tuple[_Clock, float, list[float], int]:
 
 
 def measure(profile, method: str, task: str, steps: int, variant: str, repeats: int) -> dict:
-    """Alternate trl and plain runs of one variant; the best rate of each side and their ratio."""
-    import gc
+    """Alternate trl and plain runs of one variant; best rates, and the median ratio of the pairs.
 
-    best = {"trl": 0.0, "plain": 0.0}
+    Each trl run is divided by the plain run right after it, so a machine that is slower for a
+    minute slows both halves of a pair; the median of the pairs is the figure quoted.
+    """
+    import gc
+    import statistics
+
+    rates = {"trl": [], "plain": []}
     walls = {"trl": [], "plain": []}
     tokens = 0
     for _ in range(repeats):
@@ -139,10 +154,11 @@ def measure(profile, method: str, task: str, steps: int, variant: str, repeats: 
                     clock, wall, _, tokens = time_plain(trainer)
                 del trainer
                 gc.collect()
-            best[side] = max(best[side], clock.rate())
+            rates[side].append(clock.rate())
             walls[side].append(wall)
     import torch
 
+    pairs = [t / p for t, p in zip(rates["trl"], rates["plain"])]
     return {
         "profile": profile.name,
         "batch_size": profile.batch_size,
@@ -151,9 +167,11 @@ def measure(profile, method: str, task: str, steps: int, variant: str, repeats: 
         "task": task,
         "variant": variant,
         "steps": steps,
-        "trl_steps_per_s": best["trl"],
-        "plain_steps_per_s": best["plain"],
-        "ratio": best["trl"] / best["plain"],
+        "repeats": repeats,
+        "trl_steps_per_s": max(rates["trl"]),
+        "plain_steps_per_s": max(rates["plain"]),
+        "pair_ratios": pairs,
+        "ratio": statistics.median(pairs),
         "tokens_per_step": tokens / steps,
         "trl_wall_s": min(walls["trl"]),
         "plain_wall_s": min(walls["plain"]),
@@ -170,7 +188,7 @@ def table(rows: list[dict]) -> str:
             "trl variant",
             "trl steps/s",
             "plain steps/s",
-            "trl / plain",
+            "trl / plain (median of pairs)",
             "tokens/s (trl)",
             "wall s (trl, plain)",
         ],
@@ -202,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--task", default="bugfix")
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("build/benchmarks/train_speed.json"))
     parser.add_argument("--update-docs", type=Path)
     args = parser.parse_args(argv)
@@ -214,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows[-1]), flush=True)
     text = (
         f"Measured on the `{profile.name}` profile ({torch.get_num_threads()} threads), task "
-        f"`{args.task}`, batch {profile.batch_size}, {args.steps} steps per run, best of "
-        f"{args.repeats} alternating runs per side.\n\n" + table(rows)
+        f"`{args.task}`, batch {profile.batch_size}, {args.steps} steps per run, "
+        f"{args.repeats} alternating trl/plain pairs; rates are the best run of each side, the ratio "
+        "is the median of the pairs' ratios.\n\n" + table(rows)
     )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

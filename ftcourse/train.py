@@ -134,6 +134,44 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
     return SFTConfig(**{**values, **overrides})
 
 
+class ModelLoss:
+    """Mix in before trl's `SFTTrainer`: the loss from the model's own forward, as a plain loop does.
+
+    trl 1.16 computes every training loss through its chunked log-probability head, which also
+    computes the entropy and top-1 accuracy it logs; off a GPU it scores every position, the masked
+    prompt included, and recomputes the logits in the backward pass. The model's own forward projects
+    once and takes the cross-entropy of the answer tokens: the same loss (`tests/test_train.py`),
+    measured about a third faster on cpu-tiny (docs/benchmarks.md). trl's `entropy` and
+    `mean_token_accuracy` log entries are what is given up.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """`transformers.Trainer.compute_loss`: labels in, the model's loss out."""
+        from transformers import Trainer
+
+        inputs["use_cache"] = False
+        return Trainer.compute_loss(
+            self,
+            model,
+            inputs,
+            return_outputs=return_outputs,
+            num_items_in_batch=num_items_in_batch,
+        )
+
+
+def sft_trainer_class():
+    """trl's `SFTTrainer` with `ModelLoss`: the trainer the course's plumbing builds."""
+    global _SFT_TRAINER
+    if _SFT_TRAINER is None:
+        from trl import SFTTrainer
+
+        _SFT_TRAINER = type("CourseSFTTrainer", (ModelLoss, SFTTrainer), {})
+    return _SFT_TRAINER
+
+
+_SFT_TRAINER = None
+
+
 def match_adapter_dtype(model, profile: Profile) -> int:
     """Undo trl's bf16 cast of QLoRA adapters unless the profile computes in bf16; returns the count.
 
@@ -223,7 +261,6 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     """`train`, with Trainer callbacks (e.g. to stop early or record timings)."""
     from peft import get_peft_model
     from transformers import set_seed
-    from trl import SFTTrainer
 
     from ftcourse.tasks import training_splits
 
@@ -238,7 +275,7 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     if run.renamed_copies:
         train_ds = renamed_dataset(train_ds, run.renamed_copies)
     args = sft_config(profile, run.output_dir, **run.sft)
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=train_ds,

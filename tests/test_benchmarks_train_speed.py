@@ -34,9 +34,19 @@ def test_the_plain_loop_trains_the_same_batches_and_lowers_the_loss(speed, tmp_p
 
 def test_one_measurement_and_its_table(speed, tmp_path):
     from ftcourse.profiles import get_profile
+    from ftcourse.train import ModelLoss
 
     profile = get_profile("cpu-tiny").for_task("polite")
-    row = speed.measure(profile, "lora", "polite", steps=8, variant="course", repeats=1)
-    assert row["profile"] == "cpu-tiny" and row["ratio"] > 0 and row["tokens_per_step"] > 0
+    model_loss = speed._trainer(
+        profile, "lora", "polite", 4, speed.VARIANTS["model-loss"], str(tmp_path)
+    )
+    assert isinstance(model_loss, ModelLoss) and model_loss.args.padding_free
+    assert not isinstance(
+        speed._trainer(profile, "lora", "polite", 4, {}, str(tmp_path)), ModelLoss
+    )
+    row = speed.measure(profile, "lora", "polite", steps=8, variant="model-loss", repeats=2)
+    assert row["profile"] == "cpu-tiny" and len(row["pair_ratios"]) == 2
+    assert min(row["pair_ratios"]) <= row["ratio"] <= max(row["pair_ratios"])  # their median
+    assert row["trl_steps_per_s"] > 0 and row["tokens_per_step"] > 0
     text = speed.table([row])
-    assert "| lora | course |" in text and "trl / plain" in text
+    assert "| lora | model-loss |" in text and "trl / plain" in text

@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from ftcourse import CourseError
 from ftcourse.profiles import get_profile
 from ftcourse.train import (
+    ModelLoss,
     RunConfig,
     bnb_config,
     check_lengths,
@@ -200,6 +201,31 @@ def test_training_reports_the_validation_loss_and_padding_free_matches_padded_ba
             total += model(input_ids=ids, labels=labels).loss.item() * n
             count += n
     assert abs(packed.item() - total / count) < 1e-4
+
+
+def test_model_loss_gives_trls_loss_and_gradients(tmp_path):
+    from trl import SFTTrainer
+
+    trainer = train(run(tmp_path, method="lora")).trainer
+    assert isinstance(trainer, SFTTrainer) and isinstance(trainer, ModelLoss)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    answer_tokens = int((batch["labels"][:, 1:] != -100).sum())
+    model = trainer.model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for compute in (
+        trainer.compute_loss,
+        lambda *a, **k: SFTTrainer.compute_loss(trainer, *a, **k),
+    ):
+        model.zero_grad()
+        loss = compute(model, dict(batch), num_items_in_batch=answer_tokens)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in trainable]))
+    (ours, our_grads), (trls, trl_grads) = results
+    assert ours > 0 and abs(ours - trls) < 1e-5 * max(1.0, trls)
+    assert any(g.abs().sum() > 0 for g in our_grads)
+    for a, b in zip(our_grads, trl_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_check_lengths_names_the_first_long_record():
