@@ -1,9 +1,14 @@
-"""Command line: `python -m ftcourse doctor [--profile NAME]`."""
+"""Command line: `python -m ftcourse doctor [--profile NAME]`.
+
+Exit status: 0 when the profile can run here; 2 with one `error: <message>` line on stderr when it
+cannot (an unknown name, a profile this machine does not fit, a model it cannot load), see
+`ftcourse.errors`.
+"""
 
 import argparse
 import sys
 
-from ftcourse.errors import CourseError
+from ftcourse.errors import report_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,16 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     doc.add_argument("--profile", help="check a named profile instead of the automatic choice")
     args = parser.parse_args(argv)
-    from ftcourse.doctor import report
-    from ftcourse.profiles import ensure_available
+    return report_errors(lambda: doctor(args.profile))
 
-    try:
-        rep = report(args.profile)
-        print(rep)
-        ensure_available(rep.profile)
-    except CourseError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
+
+def doctor(profile_name: str | None) -> int:
+    """Print the environment report, then refuse a profile this machine cannot run."""
+    from ftcourse.doctor import report
+    from ftcourse.profiles import ensure_available, ensure_fits
+
+    rep = report(profile_name)
+    print(rep)
+    ensure_fits(rep.profile)
+    ensure_available(rep.profile)
     return 0
 
 

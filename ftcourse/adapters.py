@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ftcourse.errors import CourseError
+from ftcourse.profiles import same_model
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -184,14 +185,9 @@ def _check_vocabulary(base, path: Path, config: dict) -> None:
         )
 
 
-def _same_model(a: str, b: str) -> bool:
-    """Paths differ between machines; compare a local folder by its name, a Hub id exactly."""
-    return Path(a).name.lower() == Path(b).name.lower()
-
-
 def _warn_other_base(base, config: dict, path: Path) -> None:
     theirs, ours = config.get("base_model_name_or_path"), getattr(base, "name_or_path", "")
-    if theirs and ours and not _same_model(theirs, ours):
+    if theirs and ours and not same_model(theirs, ours):
         warnings.warn(
             f"The adapter in {path} was trained on {theirs}, and you load it onto {ours}. The "
             "shapes fit, so it loads, but an adapter only does its job on the base it learned on.",
@@ -234,7 +230,7 @@ def _why_train(path: Path, profile) -> str | None:
     if not is_complete(path):
         return "missing"
     made_for = json.loads((path / CONFIG_FILE).read_text()).get("base_model_name_or_path") or ""
-    if made_for and not _same_model(made_for, profile.model_path):
+    if made_for and not same_model(made_for, profile.model_path):
         return f"trained on {made_for}, not on {profile.model}"
     base_weights = Path(profile.model_path) / "model.safetensors"
     if profile.is_local and base_weights.is_file():

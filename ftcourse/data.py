@@ -14,6 +14,7 @@ course task as a `datasets.Dataset` is `ftcourse.tasks.load_task`'s.
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
 import re
@@ -39,11 +40,19 @@ FORMAT_KEYS = {
 
 
 def load_records(path: str | Path) -> list:
-    """Read a .json (a list of records) or .jsonl (one record per line) file, with clear errors."""
+    """Read a .json (a list of records) or .jsonl (one record per line) file, with clear errors.
+
+    A UTF-8 byte-order mark at the start (what some Windows editors write) is skipped.
+    """
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"{path}: no such file. Check the path (relative to {Path.cwd()}).")
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if not raw.strip():
+        raise CourseError(
+            f"{path}: the file is empty. Add records to it (one JSON object per line for .jsonl, "
+            "a list [{...}, {...}] for .json), or check that the path names the file you meant."
+        )
     if path.suffix == ".jsonl":
         return _parse_lines(raw, path)
     text = _decode(raw, path)
@@ -218,6 +227,8 @@ def validate(records: list, source: str = "records", fmt: str | None = None) -> 
 
 
 def _join_problems(lines: list[str]) -> str:
+    if len(lines) == 1:
+        return lines[0]
     shown = lines[:MAX_PROBLEMS_SHOWN]
     more = len(lines) - len(shown)
     tail = [f"... and {more} more problems."] if more > 0 else []

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html import escape
+from pathlib import Path
 
 import torch
 
@@ -111,6 +112,16 @@ def side_by_side(prompts: list[str], answers: dict[str, list[str]], marks=None) 
         rows.append(f"<tr><td><pre>{escape(prompt)}</pre></td>{''.join(cells)}</tr>")
     style = "<style>.ftc-sbs td,.ftc-sbs th{text-align:left;vertical-align:top}</style>"
     return f'{style}<table class="ftc-sbs"><tr><th>prompt</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def save_merged(model, tokenizer, folder: str | Path) -> Path:
+    """Save a model (e.g. `merge_and_unload`'s) and its tokenizer to `folder` in one go, never torn."""
+    from ftcourse.paths import saving_dir
+
+    with saving_dir(folder) as new:
+        model.save_pretrained(new)
+        tokenizer.save_pretrained(new)
+    return Path(folder)
 
 
 # ---------------------------------------------------------------- latency

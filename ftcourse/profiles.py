@@ -121,6 +121,11 @@ class Profile:
         return replace(self, **changes)
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two model paths name one model: paths differ between machines, so by folder name."""
+    return Path(a).name.lower() == Path(b).name.lower()
+
+
 def _looks_like_hub_id(model: str) -> bool:
     return not model.startswith(("data/", "build/", "./", "/")) and model.count("/") == 1
 
@@ -350,12 +355,32 @@ def choose_profile(name: str | None = None, hw: Hardware | None = None) -> Profi
         profile = profile.with_overrides(compute_dtype=dtype)
     if name is not None and not fits(profile, hw):
         warnings.warn(
-            f"Profile {name!r} does not fit this hardware "
-            f"({hw.gpu_name or 'no CUDA GPU'}, bf16={'yes' if hw.bf16 else 'no'}); "
+            f"Profile {name!r} does not fit this hardware ({_hardware_text(hw)}); "
             f"{auto_profile(hw).name!r} does.",
             stacklevel=2,
         )
     return profile
+
+
+def _hardware_text(hw: Hardware) -> str:
+    return f"{hw.gpu_name or 'no CUDA GPU'}, bf16={'yes' if hw.bf16 else 'no'}"
+
+
+def ensure_fits(profile: Profile, hw: Hardware | None = None) -> Profile:
+    """Refuse, with what to do, a profile this machine cannot run (e.g. a GPU profile on a CPU)."""
+    hw = hw or Hardware.detect()
+    if fits(profile, hw):
+        return profile
+    extras = ["bf16 (compute capability 8.0 or newer)"] if profile.needs_bf16 else []
+    extras += [f"{profile.min_gpu_gb:g} GB of memory"] if profile.min_gpu_gb else []
+    needs = "a CUDA GPU" + (f" with {' and '.join(extras)}" if extras else "")
+    standin = f"{profile.name}-standin"
+    also = f", or {standin!r} to run its code paths on a CPU" if standin in PROFILES else ""
+    raise CourseError(
+        f"Profile {profile.name!r} does not fit this machine ({_hardware_text(hw)}): it needs "
+        f"{needs}. Use {auto_profile(hw).name!r}, the automatic choice here (name no profile "
+        f"and unset FTCOURSE_PROFILE){also}."
+    )
 
 
 def notebook_profile() -> Profile:

@@ -5,23 +5,39 @@ the tests and the script form:
 
     python -m ftcourse.train runs/polite-qlora.yaml           # one process
     accelerate launch -m ftcourse.train runs/polite-qlora.yaml  # DDP / FSDP on several devices
+
+The command line saves a checkpoint every quarter of the step budget (the notebooks save none). After
+Ctrl-C, the same command resumes from the newest checkpoint in the output folder; `--fresh` starts
+over. A finished run replaces the output folder with the adapter in one move and drops its
+checkpoints. Exit status: 0 trained; 2 bad input or an unusable setup, one `error: <message>` line on
+stderr (`ftcourse.errors`); 130 interrupted. Any other failure is a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import errno
+import json
+import os
+import shutil
 import sys
 import time
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ftcourse.chat import prepare_tokenizer
-from ftcourse.errors import CourseError
+from ftcourse.errors import CourseError, report_errors
 from ftcourse.memory import METHODS
-from ftcourse.profiles import Profile, choose_profile, ensure_available
+from ftcourse.paths import CHECKPOINTS, partial_dir, prepare_output_dir, replace_dir
+from ftcourse.profiles import Profile, choose_profile, ensure_available, ensure_fits, same_model
+
+EXIT_INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def bnb_config(profile: Profile):
@@ -40,8 +56,7 @@ def load_model(profile: Profile, method: str = "qlora"):
     """The profile's base model (4-bit for QLoRA) and its tokenizer, prepared (`prepare_tokenizer`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if method not in METHODS:
-        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    check_method(method)
     ensure_available(profile)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
     quant = bnb_config(profile) if method == "qlora" else None
@@ -53,6 +68,13 @@ def load_model(profile: Profile, method: str = "qlora"):
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     return keep_trainable_on_cpu(model), tokenizer
+
+
+def check_method(method: str) -> str:
+    """Refuse a training method the course does not know; return it."""
+    if method not in METHODS:
+        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    return method
 
 
 def keep_trainable_on_cpu(model):
@@ -217,18 +239,134 @@ class RunConfig:
     sft: dict = field(default_factory=dict)  # extra SFTConfig values
     renamed_copies: int = 0  # bugfix: add this many copies under made-up names (ftcourse.augment)
     resume_from_checkpoint: str | bool | None = None
+    # a folder laid out as data/: <task>/train.jsonl and <task>/validation.jsonl (notebook 02 saves
+    # outputs/data); None: the committed training split, cut 90/10
+    data_dir: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        """Read a run from YAML, refusing unknown keys."""
-        import yaml
+        """Read a run from YAML, refusing bad YAML, unknown keys, wrong types and unknown names."""
+        data = _read_yaml_mapping(Path(path))
+        _check_keys(data, {f.name for f in dataclasses.fields(cls)}, path)
+        _check_types(data, typing.get_type_hints(cls), path)
+        _check_sections(data, path)
+        run = cls(**data)
+        try:
+            _check_names(run)
+        except CourseError as exc:
+            raise CourseError(f"{path}: {exc}") from None
+        return run
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CourseError(f"{path}: unknown keys {unknown}; valid keys are {sorted(known)}.")
-        return cls(**data)
+
+def _read_yaml_mapping(path: Path) -> dict:
+    """A YAML file's top-level mapping (a UTF-8 byte-order mark is skipped), with clear errors."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CourseError(
+            f"{path}: no such file. Check the path (relative to {Path.cwd()}); the course's run "
+            "files are in runs/."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise CourseError(
+            f"{path}: byte 0x{err.object[err.start]:02x} is not valid UTF-8. Re-save the file as "
+            "UTF-8."
+        ) from None
+    except OSError as exc:
+        raise CourseError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise CourseError(
+            f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML "
+            f"({err.problem or err.context}). Write one `key: value` per line, indent nested values "
+            "with spaces, and quote text that holds `: ` or `#`."
+        ) from None
+    except yaml.YAMLError as err:
+        raise CourseError(f"{path}: not valid YAML ({err}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CourseError(
+            f"{path}: the file holds {_kind(data)}, not settings. A run file is a mapping of "
+            "`key: value` lines, e.g. `task: polite` (see runs/)."
+        )
+    return data
+
+
+# How a YAML value's type reads to a learner
+_TYPE_NAMES = {
+    list: "a list",
+    str: "text",
+    bool: "true/false",
+    int: "a whole number",
+    float: "a number",
+    dict: "a mapping",
+    type(None): "empty",
+}
+
+
+def _kind(value) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _check_keys(
+    given: dict, valid: set[str], path, section: str = "", valid_text: str | None = None
+) -> None:
+    """Refuse keys outside `valid`, naming each (with the nearest valid one) and the valid keys."""
+    unknown = sorted(map(str, set(given) - valid))
+    if not unknown:
+        return
+    near = [difflib.get_close_matches(k, valid, n=1) for k in unknown]
+    named = ", ".join(
+        f"{k!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for k, m in zip(unknown, near)
+    )
+    keys = "key" if len(unknown) == 1 else "keys"
+    where = f" in {section}" if section else ""
+    raise CourseError(
+        f"{path}: unknown {keys} {named}{where}. Valid keys: "
+        f"{valid_text or ', '.join(sorted(valid))}."
+    )
+
+
+def _check_types(data: dict, hints: dict, path) -> None:
+    """Refuse a value of the wrong type, e.g. `train_samples: many`."""
+    for key, value in data.items():
+        allowed = typing.get_args(hints[key]) or (hints[key],)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            want = " or ".join(dict.fromkeys(_TYPE_NAMES.get(a, a.__name__) for a in allowed))
+            raise CourseError(f"{path}: {key} is {value!r} ({_kind(value)}); it must be {want}.")
+
+
+def _check_sections(data: dict, path) -> None:
+    """The keys of `profile_overrides`, `lora` and `sft`: Profile, LoraConfig and SFTConfig fields."""
+    if data.get("profile_overrides"):
+        valid = {f.name for f in dataclasses.fields(Profile)}
+        _check_keys(data["profile_overrides"], valid, path, "profile_overrides")
+    if data.get("lora"):
+        from peft import LoraConfig
+
+        valid = {f.name for f in dataclasses.fields(LoraConfig)}
+        _check_keys(data["lora"], valid, path, "lora", "the fields of peft's LoraConfig")
+    if data.get("sft"):
+        from trl import SFTConfig
+
+        valid = {f.name for f in dataclasses.fields(SFTConfig)}
+        _check_keys(data["sft"], valid, path, "sft", "the fields of trl's SFTConfig")
+
+
+def _check_names(run: RunConfig) -> None:
+    """Refuse an unknown task, method or profile name before anything loads."""
+    from ftcourse.profiles import get_profile
+    from ftcourse.tasks import get_task
+
+    get_task(run.task)
+    check_method(run.method)
+    if run.profile is not None:
+        get_profile(run.profile)
 
 
 @dataclass
@@ -262,14 +400,14 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     from peft import get_peft_model
     from transformers import set_seed
 
-    from ftcourse.tasks import training_splits
-
     profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
+    prepare_output_dir(run.output_dir)  # an unwritable folder fails now, not after training
+    train_ds, validation_ds = _splits(run)  # and so does a bad data file
+    resume = _checkpoint_to_resume(run, profile)  # and a checkpoint of another model
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
         set_seed(run.sft.get("seed", 0))  # the adapter's random init: same config, same run
         model = get_peft_model(model, lora_config(profile, **run.lora))
-    train_ds, validation_ds = training_splits(run.task)
     if run.train_samples:
         train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
     if run.renamed_copies:
@@ -286,39 +424,234 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     check_lengths(trainer.train_dataset, profile.max_length, f"{run.task} training split")
     match_adapter_dtype(trainer.model, profile)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=run.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    trainer.save_model(run.output_dir)  # adapter weights only for LoRA/QLoRA
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(run.output_dir)
+    save_trained(trainer, tokenizer, run.output_dir)
     return TrainResult(
         model, tokenizer, trainer, seconds, Path(run.output_dir), trainer.state.log_history
     )
 
 
+def _splits(run: RunConfig):
+    """The run's (train, validation) Datasets: from `data_dir` when set, else the committed split."""
+    from ftcourse.tasks import load_task, training_splits
+
+    if run.data_dir is None:
+        return training_splits(run.task)
+    splits = ("train", "validation")
+    for path in (Path(run.data_dir) / run.task / f"{split}.jsonl" for split in splits):
+        if not path.is_file():
+            raise CourseError(
+                f"{path} does not exist: data_dir ({run.data_dir}) must hold {run.task}/train.jsonl "
+                f"and {run.task}/validation.jsonl. Fix data_dir in the run file, or save the files "
+                "(notebook 02 writes them under outputs/data)."
+            )
+    return tuple(load_task(run.task, split, run.data_dir) for split in splits)
+
+
+def save_trained(trainer, tokenizer, folder: str | Path) -> Path:
+    """Save the adapter (or model) and tokenizer so that `folder` is never half-written.
+
+    Every process calls this (FSDP gathers the weights on all of them); the main process writes a
+    hidden sibling (`ftcourse.paths.partial_dir`) and moves it into place (`replace_dir`).
+    """
+    partial = partial_dir(folder)
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(partial, ignore_errors=True)  # what a crashed save left behind
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(partial))  # adapter weights only for LoRA/QLoRA
+    if main:
+        tokenizer.save_pretrained(partial)
+        replace_dir(partial, folder)
+    trainer.accelerator.wait_for_everyone()
+    return Path(folder)
+
+
+def last_checkpoint(folder: str | Path) -> Path | None:
+    """The newest complete checkpoint in `folder`: its save got as far as its trainer state."""
+    steps = {p: checkpoint_step(p) for p in Path(folder).glob(CHECKPOINTS)}
+    complete = [p for p, step in steps.items() if step is not None]
+    return max(complete, key=steps.get, default=None)
+
+
+def checkpoint_step(checkpoint: Path) -> int | None:
+    """The training step a checkpoint was saved at; None when its trainer state is missing or cut."""
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _checkpoint_to_resume(run: RunConfig, profile: Profile) -> str | None:
+    """`run.resume_from_checkpoint` as a folder (True: the newest one), checked to fit the run."""
+    checkpoint = run.resume_from_checkpoint
+    if checkpoint is True:
+        checkpoint = last_checkpoint(run.output_dir)
+        if checkpoint is None:
+            raise CourseError(
+                f"resume_from_checkpoint is true, but {run.output_dir} holds no complete "
+                "checkpoint. Set it to a checkpoint folder, or remove it to start over."
+            )
+    if not checkpoint:
+        return None
+    problem = _unresumable(Path(checkpoint), run, profile)
+    if problem:
+        raise CourseError(
+            f"cannot resume from {checkpoint}: {problem}. To start over instead, run again with "
+            "--fresh, or choose another output folder."
+        )
+    return str(checkpoint)
+
+
+def _unresumable(checkpoint: Path, run: RunConfig, profile: Profile) -> str | None:
+    """Why `checkpoint` cannot go on as this run (another base model, other LoRA shapes), if so."""
+    adapter = run.method != "full"
+    name = "adapter_config.json" if adapter else "config.json"
+    try:
+        config = json.loads((checkpoint / name).read_text())
+    except (OSError, ValueError):
+        return f"it has no readable {name} (not a {run.method} checkpoint, or a damaged one)"
+    made_for = config.get("base_model_name_or_path" if adapter else "_name_or_path") or ""
+    if made_for and not same_model(made_for, profile.model_path):
+        return f"it was trained on {made_for}, but this run trains {profile.model} ({profile.name})"
+    if adapter:
+        lora = lora_config(profile, **run.lora)
+        theirs = (config.get("r"), _modules(config.get("target_modules")))
+        ours = (lora.r, _modules(lora.target_modules))
+        if theirs != ours:
+            return (
+                f"its adapter has r={theirs[0]} on {', '.join(theirs[1])}; this run's has "
+                f"r={ours[0]} on {', '.join(ours[1])}"
+            )
+    return None
+
+
+def _modules(target_modules) -> list[str]:
+    """LoraConfig's target_modules (a name such as "all-linear", or several names), sorted."""
+    if isinstance(target_modules, str):
+        return [target_modules]
+    return sorted(target_modules or [])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: train from a YAML run file, then report held-out accuracy."""
+    """Command line: train from a YAML run file, then report held-out accuracy; the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m ftcourse.train", description=__doc__.splitlines()[0]
     )
     parser.add_argument("config", help="YAML run file (see runs/)")
     parser.add_argument("--max-steps", type=int, help="override the profile's step budget")
+    parser.add_argument("--output-dir", help="override the run file's output_dir")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start over: ignore (and delete) earlier checkpoints"
+    )
     args = parser.parse_args(argv)
+    return report_errors(lambda: _train_command(args))
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    run = RunConfig.from_yaml(args.config)
+    if args.max_steps:
+        run.profile_overrides = {**run.profile_overrides, "max_steps": args.max_steps}
+    if args.output_dir:
+        run.output_dir = args.output_dir
     try:
-        run = RunConfig.from_yaml(args.config)
-        if args.max_steps:
-            run.profile_overrides = {**run.profile_overrides, "max_steps": args.max_steps}
-        result = train(run)
+        profile = _fitting_profile(run)
     except CourseError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    state = result.trainer.state
+        raise CourseError(f"{args.config}: {exc}" if run.profile else str(exc)) from None
+    run.sft = {**cli_checkpoints(profile), **run.sft}
+    run.resume_from_checkpoint = _resume_point(run, args.fresh)
+    try:
+        result = train(run)
+    except KeyboardInterrupt:
+        return _interrupted(run)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise CourseError(
+            f"disk full while writing {exc.filename or run.output_dir}; free space or choose "
+            "another --output-dir."
+        ) from None
     if result.trainer.is_world_process_zero():
+        remove_checkpoints(result.output_dir)  # the run is finished: nothing left to resume
         world = result.trainer.args.world_size
+        state = result.trainer.state
         print(f"trained {state.global_step} steps in {result.seconds:.0f} s on {world} process(es)")
         print(f"saved to {result.output_dir}")
-        _report_eval(run, result)
+        try:
+            _report_eval(run, result)
+        except KeyboardInterrupt:
+            print(
+                f"interrupted during the held-out evaluation; the adapter is saved in {result.output_dir}.",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
     return 0
+
+
+def _fitting_profile(run: RunConfig) -> Profile:
+    """The run's profile, refused (a `CourseError`) when this machine cannot run it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "does not fit" is ensure_fits' error, not a warning too
+        profile = choose_profile(run.profile)
+    return ensure_fits(profile).with_overrides(**run.profile_overrides)
+
+
+def cli_checkpoints(profile: Profile) -> dict:
+    """The command line's SFTConfig checkpoints: every quarter of a step budget (or epoch), one kept."""
+    if profile.max_steps > 0:
+        return {
+            "save_strategy": "steps",
+            "save_steps": max(1, profile.max_steps // 4),
+            "save_total_limit": 1,
+        }
+    return {"save_strategy": "epoch", "save_total_limit": 1}
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0  # torchrun and accelerate launch set RANK
+
+
+def remove_checkpoints(folder: str | Path) -> None:
+    """Delete the training checkpoints in `folder`."""
+    for checkpoint in Path(folder).glob(CHECKPOINTS):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def _resume_point(run: RunConfig, fresh: bool) -> str | bool | None:
+    """What the command line resumes from: the run file's checkpoint, else the newest in output_dir."""
+    if fresh:
+        if _is_main_process():
+            remove_checkpoints(run.output_dir)
+        return None
+    if run.resume_from_checkpoint:
+        return run.resume_from_checkpoint
+    checkpoint = last_checkpoint(run.output_dir)
+    if checkpoint is not None and _is_main_process():
+        print(
+            f"resuming from {checkpoint} (step {checkpoint_step(checkpoint)}); "
+            "add --fresh to start over",
+            file=sys.stderr,
+        )
+    return None if checkpoint is None else str(checkpoint)
+
+
+def _interrupted(run: RunConfig) -> int:
+    """Say what Ctrl-C left and how to go on (main process only); return the exit status."""
+    checkpoint = last_checkpoint(run.output_dir)
+    if checkpoint is None:
+        said = (
+            f"interrupted before the first checkpoint: nothing to resume in {run.output_dir}. "
+            "Run the same command again to start over."
+        )
+    else:
+        said = (
+            f"interrupted: the last checkpoint, {checkpoint} (step {checkpoint_step(checkpoint)}), "
+            "is kept. Run the same command again to resume from it, or add --fresh to start over."
+        )
+    if _is_main_process():
+        print(said, file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _report_eval(run: RunConfig, result: TrainResult) -> None:

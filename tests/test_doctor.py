@@ -1,5 +1,6 @@
 """The environment report and `python -m ftcourse doctor`."""
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -31,16 +32,54 @@ def test_bitsandbytes_4bit_really_works_on_cpu():
     assert ok, how
 
 
-def test_versions_are_real():
+def test_versions_are_the_installed_ones(monkeypatch):
+    import peft
+    import torch
+    import trl
+
     versions = library_versions()
-    assert versions["trl"][0].isdigit() and versions["peft"][0].isdigit()
+    assert (versions["torch"], versions["peft"], versions["trl"]) == (
+        torch.__version__,
+        peft.__version__,
+        trl.__version__,
+    )
+    real = importlib.metadata.version
+
+    def only_some(name):
+        if name == "bitsandbytes":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", only_some)
+    assert library_versions()["bitsandbytes"] == "not installed"
 
 
 def test_bf16_profile_on_cpu_is_warned(monkeypatch):
-    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
+    # a CPU machine on every machine: with a real bf16 GPU, gpu-24gb would fit and nothing warn
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("ftcourse.doctor.cpu_has_native_bf16", lambda: False)
+    for name in ("FTCOURSE_PROFILE", "FTCOURSE_DTYPE", "FTCOURSE_NO_BF16"):
+        monkeypatch.delenv(name, raising=False)
     rep = report("gpu-24gb")
-    text = str(rep)
-    assert "does not fit" in text and "bf16" in text
+    assert rep.profile.name == "gpu-24gb" and rep.rows["device"].startswith("CPU (")
+    assert rep.rows["bf16"].startswith("emulated") and "GPU memory" not in rep.rows
+    assert rep.warnings == [
+        "Profile 'gpu-24gb' does not fit this hardware (no CUDA GPU, bf16=no); 'cpu-tiny' does.",
+        "this profile computes in bf16 but the device has no bf16: use fp16 (T4) or fp32.",
+    ]
+    assert f"WARNING: {rep.warnings[1]}" in str(rep)
+
+
+def test_bf16_profile_on_a_bf16_gpu_is_not_warned(monkeypatch, fake_cuda):
+    for name in ("FTCOURSE_PROFILE", "FTCOURSE_DTYPE", "FTCOURSE_NO_BF16"):
+        monkeypatch.delenv(name, raising=False)
+    fake_cuda((9, 0), "NVIDIA H200", 140e9)
+    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", lambda device: (True, device))
+    rep = report("gpu-24gb")
+    assert rep.rows["bf16"] == "yes (compute capability 9.0)"
+    assert rep.rows["device"] == "CUDA: NVIDIA H200" and rep.rows["4-bit (nf4)"] == "works (cuda)"
+    assert rep.rows["GPU memory"] == "126.0 GB free of 140.0 GB"
+    assert rep.warnings == [] and "WARNING" not in str(rep)
 
 
 def test_cli_doctor_runs_and_rejects_unknown_profile():
@@ -57,7 +96,7 @@ def test_cli_doctor_runs_and_rejects_unknown_profile():
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "Valid profiles" in bad.stderr
+    assert bad.returncode == 2 and "Valid profiles" in bad.stderr
 
 
 def test_doctor_on_a_t4_says_bf16_no_and_picks_the_t4_profile(monkeypatch, fake_cuda):
