@@ -21,3 +21,33 @@ def fake_cuda(monkeypatch):
         monkeypatch.setattr("torch.cuda.mem_get_info", lambda i=0: (memory * 0.9, memory))
 
     return install
+
+
+@pytest.fixture
+def fixed_answers(monkeypatch):
+    """Replace generation (`ftcourse.evaluate.generate`) by answers chosen per held-out prompt.
+
+    `install(pick)`: each prompt of a `polite` or `bugfix` test record is answered with
+    `pick(i, reference, model)`, a pair (answer, whether it stopped at EOS), where `i` is the
+    record's place in its test split and `reference` its reference answer. A prompt that is not a
+    test record's request (or that shows the reference answer) raises a KeyError.
+    """
+    from ftcourse.tasks import load_task
+
+    where = {}
+    for task in ("polite", "bugfix"):
+        for i, r in enumerate(load_task(task, "test")):
+            where[r["messages"][-2]["content"]] = (i, r["messages"][-1]["content"])
+
+    def install(pick):
+        def fake(
+            model, tokenizer, prompts, max_new_tokens=128, batch_size=16, progress=True, stops=None
+        ):
+            picked = [pick(*where[p[-1]["content"]], model) for p in prompts]
+            if stops is not None:
+                stops += [stopped for _, stopped in picked]
+            return [answer for answer, _ in picked]
+
+        monkeypatch.setattr("ftcourse.evaluate.generate", fake)
+
+    return install

@@ -7,6 +7,7 @@ lora_B, so "the adapter changes the output" and "the logits match" can actually 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -175,8 +176,28 @@ def test_answer_with_uses_the_chat_template_and_the_named_adapter(tmp_path):
     save_adapter(tiny_llama(vocab=vocab), tmp_path / "a", seed=3)
     model = load_adapter(tiny_llama(vocab=vocab), tmp_path / "a")
     answers = {name: answer_with(model, tokenizer, name, "Say hi.", 8) for name in (BASE, "a")}
-    assert all(isinstance(a, str) for a in answers.values())
     assert answers[BASE] != answers["a"], "a random non-zero adapter changes greedy output"
+    for name, answer in answers.items():  # greedy by hand, from the chat template's prompt
+        with using_adapter(model, name):
+            assert answer == _greedy_by_hand(model, tokenizer, "Say hi.", 8), name
+    assert model.active_adapter == "a"
+
+
+def _greedy_by_hand(model, tokenizer, text: str, new_tokens: int) -> str:
+    from ftcourse.evaluate import stop_ids
+
+    conversation = [{"role": "user", "content": text}]
+    ids = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
+    start = ids.shape[1]
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            token = model(input_ids=ids).logits[0, -1].argmax().view(1, 1)
+            ids = torch.cat([ids, token], dim=1)
+            if token.item() in stop_ids(model, tokenizer):
+                break
+    return tokenizer.decode(ids[0, start:], skip_special_tokens=True).strip()
 
 
 # ---------------------------------------------------------------- interop with plain peft
@@ -292,12 +313,50 @@ def test_sizes_and_formatting(tmp_path):
         weights_bytes(tmp_path / "missing")
 
 
-def test_token_latency_interleaves_and_counts_runs():
+def test_token_latency_times_every_run_of_every_variant():
     tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
     model = tiny_llama(vocab=len(tokenizer))
     times = token_latency({"a": model, "b": model}, tokenizer, "hi", new_tokens=4, runs=3)
     assert set(times) == {"a", "b"} and all(len(t) == 3 for t in times.values())
     assert all(0 < t < 1 for ts in times.values() for t in ts)
+
+
+def test_token_latency_interleaves_the_variants_after_one_warm_up_each(monkeypatch):
+    """a, b, c, a, b, c, ...: the order of the timings, each inside its variant's context."""
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+    models = {name: tiny_llama(vocab=len(tokenizer), seed=i) for i, name in enumerate("abc")}
+    name_of = {id(m): name for name, m in models.items()}
+    log, inside = [], []
+
+    def context(name):
+        @contextlib.contextmanager
+        def enter():
+            inside.append(name)
+            yield
+            inside.remove(name)
+
+        return enter
+
+    def fake_seconds_per_token(model, inputs, new_tokens):
+        name = name_of[id(model)]
+        assert inside == ([name] if name != "c" else []), "timed inside its own context only"
+        assert inputs["input_ids"].shape[0] == 1
+        log.append((name, new_tokens))
+        return len(log) / 1000  # the call's position, to see which timing lands where
+
+    monkeypatch.setattr("ftcourse.inference._seconds_per_token", fake_seconds_per_token)
+    variants = {
+        "a": (models["a"], context("a")),
+        "b": (models["b"], context("b")),
+        "c": models["c"],
+    }
+    times = token_latency(variants, tokenizer, "hi", new_tokens=4, runs=3)
+    assert log == [("a", 2), ("b", 2), ("c", 2)] + [(n, 4) for _ in range(3) for n in "abc"]
+    assert times == {
+        "a": [0.004, 0.007, 0.010],
+        "b": [0.005, 0.008, 0.011],
+        "c": [0.006, 0.009, 0.012],
+    }, "warm-ups are not counted; each run lands in its own variant's list"
 
 
 def test_side_by_side_escapes_and_marks():

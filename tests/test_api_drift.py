@@ -34,19 +34,34 @@ def _source_files() -> list[tuple[str, str]]:
     return out
 
 
-def keywords_passed(func_name: str) -> dict[str, set[str]]:
-    """Map each keyword passed to calls named `func_name` (or `X.func_name`) to where it appears."""
+# The course builds trl's SFTTrainer through a subclass (ftcourse.train.sft_trainer_class, called
+# CourseSFTTrainer in notebook 04, `trainer_class` in benchmarks/train_speed.py): their keywords
+# are SFTTrainer's.
+ALIASES = {
+    "sft_trainer_class": "SFTTrainer",
+    "CourseSFTTrainer": "SFTTrainer",
+    "trainer_class": "SFTTrainer",
+}
+
+
+def _called(func: ast.expr) -> str:
+    """The name a call is made by: `f(...)`, `x.f(...)`, or `f()(...)` (a class `f` returns)."""
+    if isinstance(func, ast.Call):
+        func = func.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return ALIASES.get(name, name)
+
+
+def keywords_passed(
+    func_name: str, sources: list[tuple[str, str]] | None = None
+) -> dict[str, set[str]]:
+    """Map each keyword passed to calls named `func_name` (or `X.func_name`) to where it appears.
+
+    `sources` is a list of (name, python source); by default the whole course's."""
     found: dict[str, set[str]] = {}
-    for where, src in _source_files():
+    for where, src in _source_files() if sources is None else sources:
         for node in ast.walk(ast.parse(src)):
-            if not isinstance(node, ast.Call):
-                continue
-            name = (
-                node.func.attr
-                if isinstance(node.func, ast.Attribute)
-                else getattr(node.func, "id", "")
-            )
-            if name == func_name:
+            if isinstance(node, ast.Call) and _called(node.func) == func_name:
                 for kw in node.keywords:
                     if kw.arg:
                         found.setdefault(kw.arg, set()).add(where)
@@ -89,34 +104,78 @@ def accepted(target: str) -> set[str]:
     return set(inspect.signature(obj).parameters) - {"self", "kwargs"}
 
 
-@pytest.mark.parametrize("target", ["SFTConfig", "SFTTrainer", "LoraConfig", "BitsAndBytesConfig"])
+def unknown_keywords(
+    target: str, ok: set[str], sources: list[tuple[str, str]] | None = None
+) -> dict[str, list[str]]:
+    """The keywords passed to `target` that are not in `ok`, each with where it is passed."""
+    passed = keywords_passed(target, sources)
+    assert passed, f"the course should pass keywords to {target} somewhere"
+    return {k: sorted(v) for k, v in passed.items() if k not in ok}
+
+
+def deprecated_keywords(sources: list[tuple[str, str]] | None = None) -> dict[str, list[str]]:
+    """`fn(kw=)` for every deprecated keyword passed, each with where it is passed."""
+    used = {}
+    for fn in ("from_pretrained", "SFTTrainer", "SFTConfig", "TrainingArguments", "Trainer"):
+        for kw, where in keywords_passed(fn, sources).items():
+            if kw in DEPRECATED:
+                used[f"{fn}({kw}=)"] = sorted(where)
+    return used
+
+
+TARGETS = ["SFTConfig", "SFTTrainer", "LoraConfig", "BitsAndBytesConfig"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_keywords_still_accepted(target):
-    passed = keywords_passed(target)
-    unknown = {k: sorted(v) for k, v in passed.items() if k not in accepted(target)}
+    unknown = unknown_keywords(target, accepted(target))
     assert not unknown, f"{target} no longer accepts: {unknown}"
 
 
 def test_from_pretrained_keywords_still_accepted():
-    passed = keywords_passed("from_pretrained")
-    assert passed, "the course should call from_pretrained somewhere"
-    ok = from_pretrained_accepts()
-    unknown = {k: sorted(v) for k, v in passed.items() if k not in ok}
+    unknown = unknown_keywords("from_pretrained", from_pretrained_accepts())
     assert not unknown, f"from_pretrained no longer accepts: {unknown}"
 
 
 def test_no_deprecated_keywords():
-    used = {}
-    for fn in ("from_pretrained", "SFTTrainer", "SFTConfig", "TrainingArguments", "Trainer"):
-        for kw, where in keywords_passed(fn).items():
-            if kw in DEPRECATED:
-                used[f"{fn}({kw}=)"] = sorted(where)
+    used = deprecated_keywords()
     assert not used, f"deprecated keywords taught by the course: {used}"
 
 
-def test_drift_detector_catches_a_removed_keyword():
-    # the check itself must be able to fail: trl removed `max_seq_length` from SFTConfig
-    assert "max_seq_length" not in accepted("SFTConfig")
-    assert "max_length" in accepted("SFTConfig")
-    assert "processing_class" in accepted("SFTTrainer") and "tokenizer" not in accepted(
-        "SFTTrainer"
+OLD_TRL = """
+from trl import SFTConfig, SFTTrainer
+args = SFTConfig(output_dir="out", max_seq_length=512, learning_rate=1e-4)
+trainer = SFTTrainer(model=model, args=args, tokenizer=tokenizer, train_dataset=data)
+trainer = ft_train.sft_trainer_class()(model=model, args=args, tokenizer=tokenizer)
+model = AutoModelForCausalLM.from_pretrained("x", torch_dtype="auto")
+"""
+
+
+def test_drift_detector_reports_a_removed_keyword_in_the_source():
+    """Code written for trl 0.x: the keywords trl 1.x removed are reported, where they are."""
+    old = [("notebooks/old.ipynb", OLD_TRL)]
+    assert unknown_keywords("SFTConfig", accepted("SFTConfig"), old) == {
+        "max_seq_length": ["notebooks/old.ipynb"]
+    }
+    assert unknown_keywords("SFTTrainer", accepted("SFTTrainer"), old) == {
+        "tokenizer": ["notebooks/old.ipynb"]
+    }
+    assert deprecated_keywords(old) == {
+        "from_pretrained(torch_dtype=)": ["notebooks/old.ipynb"],
+        "SFTConfig(max_seq_length=)": ["notebooks/old.ipynb"],
+        "SFTTrainer(tokenizer=)": ["notebooks/old.ipynb"],
+    }
+    fixed = OLD_TRL.replace("max_seq_length", "max_length").replace(
+        "tokenizer=", "processing_class="
     )
+    assert unknown_keywords("SFTTrainer", accepted("SFTTrainer"), [("new.py", fixed)]) == {}
+    assert unknown_keywords("SFTConfig", accepted("SFTConfig"), [("new.py", fixed)]) == {}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_drift_detector_reports_a_keyword_the_library_drops(target):
+    """A library release without a keyword the course passes: the course's own calls are named."""
+    passed = keywords_passed(target)
+    dropped = sorted(passed)[0]
+    unknown = unknown_keywords(target, accepted(target) - {dropped})
+    assert unknown == {dropped: sorted(passed[dropped])}, unknown

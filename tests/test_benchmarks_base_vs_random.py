@@ -34,7 +34,21 @@ def test_random_twin_has_the_same_shape_and_other_weights(tmp_path):
     assert not all((a - b).abs().max() == 0 for a, b in zip(base.parameters(), twin.parameters()))
 
 
-def test_smoke_run_fills_the_card_block(tmp_path):
+def _adapter_on(model) -> bool:
+    """Whether the peft model answers with its adapter (not inside `disable_adapter()`)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers, "scored without any adapter"
+    return not any(layer.disable_adapters for layer in layers)
+
+
+def test_smoke_run_fills_the_card_block(tmp_path, fixed_answers):
+    # fixed answers: with the adapter on, the first test record right; without it, none right
+    def pick(i, reference, model):
+        return (reference, True) if i == 0 and _adapter_on(model) else ("No.", False)
+
+    fixed_answers(pick)
     bench = load()
     card = tmp_path / "README.md"
     card.write_text("# card\n<!-- finetune:start -->\nold\n<!-- finetune:end -->\nend\n")
@@ -42,6 +56,7 @@ def test_smoke_run_fills_the_card_block(tmp_path):
     assert [(r["start"], r["task"]) for r in rows] == [
         (s, t) for s in ("this base model", "same shape, random weights") for t in bench.TASKS
     ]
-    assert all(r["steps"] == 2 and 0 <= r["after"] <= 1 for r in rows)
+    scores = [(r["steps"], r["before"], r["after"], r["stop_rate"]) for r in rows]
+    assert scores == [(2, 0.0, 0.5, 0.5)] * 4, "after: the adapter's; before: the base model's"
     text = card.read_text()
-    assert "old" not in text and "| same shape, random weights | bugfix |" in text
+    assert "old" not in text and "| same shape, random weights | bugfix | 0% | 50% | 50% |" in text

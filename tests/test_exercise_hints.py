@@ -29,6 +29,17 @@ from ftcourse.quality import Removed, drop_near_duplicates
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cpu_tiny_notebooks():
+    """The checkers read the notebook's profile: cpu-tiny on every machine, so that the fixed
+    answers below (measured on cpu-tiny) are the right ones, with or without a GPU."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FTCOURSE_PROFILE", "cpu-tiny")
+        mp.delenv("FTCOURSE_FAST", raising=False)
+        mp.delenv("FTCOURSE_DTYPE", raising=False)
+        yield
+
+
 def _wrong(fb, *words):
     assert fb.status == "wrong" and not fb, fb
     for word in words:
@@ -365,8 +376,13 @@ def near_duplicates():
     return types.SimpleNamespace(kept=len(kept), removed=len(removed), default=len(default))
 
 
+NEAR_DUPLICATES_REMOVED = 562  # of the 1,200 clean polite training records, at threshold 0.6
+
+
 def test_02_2_reference(near_duplicates):
-    assert check("02.2", near_duplicates.removed)
+    assert check("02.2", NEAR_DUPLICATES_REMOVED)
+    assert near_duplicates.removed == NEAR_DUPLICATES_REMOVED
+    assert (near_duplicates.kept, near_duplicates.default) == (638, 0)
 
 
 @pytest.mark.parametrize(
@@ -812,14 +828,24 @@ def nb06():
         room=get_task("polite").max_new_tokens,
     )
     nb.tokens = lambda k: prompt_tokens(nb.tokenizer, few_shot(nb.test[0], nb.train, k))
-    nb.fits = 0  # the reference answer of 06.2
-    while nb.tokens(nb.fits + 1) + nb.room <= nb.window:
-        nb.fits += 1
     return nb
 
 
-def test_06_1_reference(nb06):
-    assert check("06.1", prompt_tokens(nb06.tokenizer, few_shot(nb06.test[0], nb06.train, 3)))
+# Measured on cpu-tiny (window 256, room for a 64-token answer): the few-shot prompt of test
+# record 0 takes 48, 92, 148, 200, 246, 326 tokens with 0..5 examples; 2 leave room (212 <= 256).
+PROMPT_TOKENS = [48, 92, 148, 200, 246, 326]
+FITS = 2
+
+
+def test_06_fixed_answers_are_this_tokenizers(nb06):
+    assert (nb06.window, nb06.room) == (256, 64)
+    assert [nb06.tokens(k) for k in range(6)] == PROMPT_TOKENS
+
+
+def test_06_1_reference():
+    assert check("06.1", PROMPT_TOKENS[3])
+    for other in (PROMPT_TOKENS[3] - 1, PROMPT_TOKENS[3] + 1, PROMPT_TOKENS[4]):
+        _wrong(check("06.1", other), "count it with `prompt_tokens`")
 
 
 def _text_tokens(nb):
@@ -850,8 +876,11 @@ def test_06_1_mistake(nb06, answer, hint):
     _wrong(check("06.1", answer(nb06)), hint)
 
 
-def test_06_2_reference(nb06):
-    assert check("06.2", nb06.fits)
+def test_06_2_reference():
+    assert check("06.2", FITS)
+    _wrong(check("06.2", FITS + 1), "one too many")
+    for other in (0, FITS - 1, FITS + 2):
+        _wrong(check("06.2", other), "keep the last k that fitted")
 
 
 def _fits_without_room(nb):
@@ -864,13 +893,13 @@ def _fits_without_room(nb):
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        pytest.param(lambda nb: nb.fits + 1, "one too many", id="one-too-many"),
+        pytest.param(lambda nb: FITS + 1, "one too many", id="one-too-many"),
         pytest.param(_fits_without_room, "+ 64 <= window", id="no-room-for-the-answer"),
     ],
 )
 def test_06_2_mistake(nb06, answer, hint):
     got = answer(nb06)
-    assert got != nb06.fits
+    assert got != FITS
     _wrong(check("06.2", got), hint)
 
 

@@ -30,7 +30,9 @@ def test_a_crashing_answer_is_feedback_not_an_exception():
 
 
 def test_unknown_exercise():
-    assert not check("99.9", 1)
+    fb = check("99.9", 1)
+    assert fb.status == "wrong" and not fb
+    assert fb.message.startswith("no such exercise; known: 00.1, 00.2") and "06.3" in fb.message
 
 
 def _code(path: Path) -> str:

@@ -26,7 +26,7 @@ from ftcourse.prompting import (
     retrieval,
     zero_shot,
 )
-from ftcourse.tasks import bugfix_form, polite_form
+from ftcourse.tasks import bugfix_form, polite_form, score_polite
 
 # peft reads a property transformers 5 renamed; the warning is about peft, not about this code
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
@@ -178,9 +178,12 @@ def test_compare_measures_every_strategy(tokenizer):
         model, tokenizer, "polite", held_out, strategies, latency_requests=1, max_new_tokens=8
     )
     assert [r.name for r in rows] == ["zero-shot", "few-shot", "LoRA"]
-    assert all(r.n == 2 and 0 <= r.accuracy <= 1 and r.latency_s > 0 for r in rows)
-    assert all(len(r.result.answers) == 2 for r in rows)
-    assert all(0 <= r.form_rate <= 1 and 0 <= r.stop_rate <= 1 for r in rows)
+    assert all(r.n == 2 and len(r.result.answers) == 2 and r.latency_s > 0 for r in rows)
+    for r in rows:  # each share recounted from the answers themselves
+        answers = r.result.answers
+        assert r.accuracy == sum(score_polite(h, a) for h, a in zip(held_out, answers)) / 2
+        assert r.form_rate == sum(map(polite_form, answers)) / 2
+        assert r.stop_rate == sum(r.result.stopped) / 2 and len(r.result.stopped) == 2
     assert rows[1].prompt_tokens > rows[0].prompt_tokens == rows[2].prompt_tokens
     assert [r.one_off_seconds for r in rows] == [0, 0, 12.5]
     assert rows[0].result.answers != rows[2].result.answers  # the adapter was really switched on
@@ -191,3 +194,54 @@ def test_compare_measures_every_strategy(tokenizer):
         compare(model, tokenizer, "polite", [], strategies)
     with pytest.raises(CourseError, match="python_qa"):
         compare(model, tokenizer, "python_qa", held_out, strategies)
+
+
+def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer):
+    """Generation replaced by fixed answers: each row's accuracy, form and stop rate are exact."""
+    held_out = [
+        record("Print the report. Now.", "Could you please print the report?"),
+        record("Call Tom. ASAP.", "Could you please call Tom?"),
+        record("Lock the door.", "Could you please lock the door?"),
+        record("Send the slides. Now.", "Could you please send the slides?"),
+    ]
+    zero = [  # (answer, stopped at EOS): right / in form, wrong / curt / no marker at all
+        ("Could you please print the report?", True),
+        ("Could you please help me?", False),
+        ("Lock the door. Now.", True),
+        ("Send the slides.", True),
+    ]
+    request = {r["messages"][0]["content"]: i for i, r in enumerate(held_out)}
+
+    def fake_generate(
+        model, tokenizer, prompts, max_new_tokens, batch_size=16, progress=True, stops=None
+    ):
+        mine = [request[p[-1]["content"]] for p in prompts]
+        if len(prompts[0]) > 1:  # few-shot: here the examples make every answer right, and stop
+            picked = [(held_out[i]["messages"][-1]["content"], True) for i in mine]
+        else:
+            picked = [zero[i] for i in mine]
+        if stops is not None:
+            stops += [stopped for _, stopped in picked]
+        return [answer for answer, _ in picked]
+
+    class Model:
+        training = False
+
+        def eval(self):
+            pass
+
+        def train(self, mode=True):
+            pass
+
+    monkeypatch.setattr("ftcourse.evaluate.generate", fake_generate)
+    monkeypatch.setattr("ftcourse.prompting.generate", fake_generate)
+    strategies = [
+        Strategy("zero-shot", zero_shot),
+        Strategy("few-shot", lambda r: few_shot(r, CORPUS, 2)),
+    ]
+    rows = compare(Model(), tokenizer, "polite", held_out, strategies, latency_requests=2)
+    shares = [(r.accuracy, r.form_rate, r.stop_rate, r.n) for r in rows]
+    assert shares == [(0.25, 0.5, 0.75, 4), (1.0, 1.0, 1.0, 4)]
+    assert rows[0].result.correct == [True, False, False, False]
+    table = comparison_table(rows)
+    assert "| zero-shot | 25% (n=4) | 50% | 75% |" in table

@@ -106,31 +106,64 @@ def _keyword(call, name):
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+def unmoved_batches(trees) -> list[int]:
+    """Lines where a `return_tensors="pt"` batch is not moved on at once with `.to(...)`."""
+    import ast
+
+    lines = []
+    for tree in trees:
+        for call, parents in _calls(tree):
+            value = _keyword(call, "return_tensors")
+            if isinstance(value, ast.Constant) and value.value == "pt":
+                parent = parents.get(call)
+                if not (isinstance(parent, ast.Attribute) and parent.attr == "to"):
+                    lines.append(call.lineno)
+    return lines
+
+
+def unplaced_4bit_models(trees) -> list[int]:
+    """Lines where a model is loaded with a `quantization_config` but no `device_map`."""
+    return [
+        call.lineno
+        for tree in trees
+        for call, _ in _calls(tree)
+        if _keyword(call, "quantization_config") is not None
+        and _keyword(call, "device_map") is None
+    ]
+
+
 CPU_ONLY = {"03_lora_maths.ipynb"}  # builds every model itself, on the CPU, on every machine
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_inputs_follow_the_model_to_its_device(path):
     """bitsandbytes puts a 4-bit model on cuda:0: a batch left on the CPU fails on any GPU."""
-    import ast
-
     if path.name in CPU_ONLY:
         return
-    for tree in _code_cells(path):
-        for call, parents in _calls(tree):
-            value = _keyword(call, "return_tensors")
-            if isinstance(value, ast.Constant) and value.value == "pt":
-                parent = parents.get(call)
-                moved = isinstance(parent, ast.Attribute) and parent.attr == "to"
-                assert moved, f"{path.name}: line {call.lineno}: add .to(model.device)"
+    lines = unmoved_batches(_code_cells(path))
+    assert not lines, f"{path.name}: lines {lines} (of their cells): add .to(model.device)"
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 def test_every_4bit_model_is_placed_on_purpose(path):
     """A 4-bit model without `device_map` goes to the GPU when there is one, wanted or not."""
-    for tree in _code_cells(path):
-        for call, _ in _calls(tree):
-            if _keyword(call, "quantization_config") is not None:
-                assert _keyword(call, "device_map") is not None, (
-                    f"{path.name}: line {call.lineno}: pass device_map (profile.device or 'cpu')"
-                )
+    lines = unplaced_4bit_models(_code_cells(path))
+    assert not lines, f"{path.name}: lines {lines}: pass device_map (profile.device or 'cpu')"
+
+
+def test_the_device_checks_find_what_they_look_for():
+    """Each check flags the bad line of a snippet, and the notebooks hold the calls they check."""
+    import ast
+
+    batches = ast.parse(
+        'a = tok("x", return_tensors="pt").to(model.device)\nb = tok("x", return_tensors="pt")\n'
+    )
+    assert unmoved_batches([batches]) == [2]
+    models = ast.parse(
+        'm = AutoModelForCausalLM.from_pretrained(p, quantization_config=q, device_map="cpu")\n'
+        "m = AutoModelForCausalLM.from_pretrained(p, quantization_config=q)\n"
+    )
+    assert unplaced_4bit_models([models]) == [2]
+    trees = [tree for path in ALL_NOTEBOOKS for tree in _code_cells(path)]
+    assert sum(_keyword(c, "return_tensors") is not None for t in trees for c, _ in _calls(t))
+    assert sum(_keyword(c, "quantization_config") is not None for t in trees for c, _ in _calls(t))

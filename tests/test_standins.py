@@ -66,7 +66,8 @@ def test_standin_keeps_the_family_conventions(standin):
     assert bool(model.config.tie_word_embeddings) == (
         profile.architecture == "qwen2.5-1.5b-instruct"
     )
-    assert model.model.layers[0].self_attn.q_proj.bias is not None if qwen else True
+    has_bias = model.model.layers[0].self_attn.q_proj.bias is not None
+    assert has_bias == qwen, "Qwen2 has q/k/v biases, Llama and Mistral none"
 
 
 def test_qwen_template_is_swapped_by_trl_and_ends_answers_with_a_newline():
