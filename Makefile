@@ -11,7 +11,7 @@ export MPLBACKEND ?= Agg
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
 .PHONY: install course publish-times test lint format notebooks-test standin-test unit-test \
-	browser-test constraints clean base-model sweep train-speed colab-cells
+	browser-test constraints clean base-model sweep train-speed determinism colab-cells
 
 install: $(VENV)/.installed
 
@@ -87,9 +87,13 @@ base-model: install
 sweep: install
 	$(BIN)/python benchmarks/sweep.py --out build/benchmarks/sweep --update-docs docs/benchmarks.md
 
-# The course's trl training against a plain PyTorch loop, steps/s as a ratio (~10 min on 2 cores)
+# The course's trl training against a plain PyTorch loop, steps/s as a ratio (~25 min on 2 cores)
 train-speed: install
-	$(BIN)/python benchmarks/train_speed.py --steps 100 --repeats 2 --update-docs docs/benchmarks.md
+	$(BIN)/python benchmarks/train_speed.py --steps 60 --repeats 3 --update-docs docs/benchmarks.md
+
+# The core notebooks twice in fresh kernels: their printed metrics must agree (~11 min on 2 cores)
+determinism: install
+	$(BIN)/python scripts/determinism.py
 
 clean:
 	rm -rf build outputs
