@@ -60,8 +60,8 @@ EXPECTATIONS: dict[str, Expectations] = {
     "cpu-tiny": Expectations(
         measured=(
             "cpu-tiny, by `make course` on a 2-core CPU (2026-12-01): polite 0% -> 83%, "
-            "bugfix 0% -> 55% (notebook 04); names probe 80% -> 45%, with renamed copies 92% -> 80% "
-            "and 82% held-out; perplexity on held-out Python +18% (LoRA) and +21% (full) "
+            "bugfix 0% -> 55% (notebook 04); names probe 80% -> 45%, with renamed copies 98% -> 82% "
+            "and 85% held-out; perplexity on held-out Python +18% (LoRA) and +21% (full) "
             "(notebook 04b); bars sit below the measures"
         ),
         base_accuracy_max=_per_task(0.10),
