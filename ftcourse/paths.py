@@ -45,8 +45,10 @@ _PROBE = ".write-probe-"  # `prepare_output_dir`'s test file (each process of a 
 
 def is_replaceable(folder: Path) -> bool:
     """Whether a save may replace `folder`: absent, empty, or a saved model, adapter or checkpoints."""
+    if not folder.exists():  # checked first: another process of the run may create it meanwhile
+        return True
     if not folder.is_dir():
-        return not folder.exists()
+        return False
     if all(p.name.startswith(_PROBE) for p in folder.iterdir()):
         return True
     saved = any(any(folder.glob(pattern)) for pattern in (*SAVED_FILES, CHECKPOINTS))
