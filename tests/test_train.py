@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from ftcourse import CourseError
 from ftcourse.profiles import get_profile
 from ftcourse.train import (
+    NOTEBOOK_REDRAW_S,
     ModelLoss,
     RunConfig,
     bnb_config,
@@ -20,6 +21,7 @@ from ftcourse.train import (
     match_adapter_dtype,
     sft_config,
     train,
+    train_with_callbacks,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +228,24 @@ def test_model_loss_gives_trls_loss_and_gradients(tmp_path):
     assert any(g.abs().sum() > 0 for g in our_grads)
     for a, b in zip(our_grads, trl_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_notebook_progress_table_is_redrawn_every_two_seconds(tmp_path, monkeypatch):
+    from transformers.utils import notebook
+
+    redraws = []
+    original = notebook.NotebookTrainingTracker.update_bar
+
+    def spy(tracker, *args, **kwargs):
+        redraws.append(tracker.update_every)
+        return original(tracker, *args, **kwargs)
+
+    monkeypatch.setattr(notebook.NotebookTrainingTracker, "update_bar", spy)
+    callbacks = [notebook.NotebookProgressCallback]
+    trainer = train_with_callbacks(run(tmp_path, method="lora"), callbacks).trainer
+    tables = [c for c in trainer.callback_handler.callbacks if isinstance(c, callbacks[0])]
+    assert [type(c).__name__ for c in tables] == ["SteadyNotebookProgress"]
+    assert redraws and set(redraws) == {NOTEBOOK_REDRAW_S} and NOTEBOOK_REDRAW_S == 2.0
 
 
 def test_check_lengths_names_the_first_long_record():
