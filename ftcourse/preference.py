@@ -1,0 +1,175 @@
+"""Preference pairs and DPO: what the SFT adapter got wrong, turned into "this, not that".
+
+A preference pair is a prompt with two answers, `chosen` and `rejected`, in trl's conversational
+form. The course builds them from its own data: chosen is the record's reference answer; rejected is
+what the SFT adapter itself answered on a training prompt and the task's rule marked wrong, plus,
+where they teach a failure the adapter rarely shows, rewrites of the reference that make it curt,
+drop a word, mangle one or loop. `failure` says which way an answer went wrong (polite task).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from pathlib import Path
+
+from ftcourse.errors import CourseError
+from ftcourse.tasks import content_words, polite_form, polite_score
+
+FAILURES = ("looping", "impolite", "mangled word", "dropped word")
+_LOOP = re.compile(r"\b(\w+(?:\W+\w+){0,2})(?:\W+\1\b){2,}", re.I)
+
+
+def loops(answer: str) -> bool:
+    """True when one to three words repeat three times in a row ("please please please")."""
+    return bool(_LOOP.search(answer))
+
+
+def failure(request: str, answer: str) -> str | None:
+    """How a polite rewrite went wrong (one of FAILURES), or None when the rule counts it right.
+
+    Checked in that order: a loop, then the tone (no politeness marker, or a curt word kept), then
+    a content word of the request missing from the answer: "mangled" when the answer has a word
+    close to it ("findinch" for "find"), else "dropped".
+    """
+    if polite_score(request, answer):
+        return None
+    if loops(answer):
+        return "looping"
+    if not polite_form(answer):
+        return "impolite"
+    said = set(re.findall(r"[a-z]+", answer.lower()))
+    missing = content_words(request) - said
+    near = any(difflib.get_close_matches(w, said, n=1, cutoff=0.6) for w in missing)
+    return "mangled word" if near else "dropped word"
+
+
+def failure_rates(requests: list[str], answers: list[str]) -> dict[str, float]:
+    """Share of answers that failed in each way (FAILURES order); the rest were right."""
+    counts = Counter(failure(r, a) for r, a in zip(requests, answers))
+    return {kind: counts[kind] / max(len(answers), 1) for kind in FAILURES}
+
+
+# ---------------------------------------------------------------- synthetic rejections
+
+
+def _longest_content_word(request: str, answer: str) -> str | None:
+    """The request's longest content word that the answer contains (what a rewrite can damage)."""
+    said = set(re.findall(r"[a-z]+", answer.lower()))
+    kept = sorted(content_words(request) & said, key=lambda w: (-len(w), w))
+    return kept[0] if kept else None
+
+
+def synthetic_rejections(request: str, reference: str) -> dict[str, str]:
+    """Wrong rewrites made from the reference, one per failure type it can show.
+
+    curt: the request as it came (impolite); dropped word / mangled word: the reference with its
+    longest content word removed / cut short; looping: the reference's first words, then "please"
+    over and over.
+    """
+    out = {"impolite": request.strip()}
+    word = _longest_content_word(request, reference)
+    if word:
+        pattern = rf"\b{word}\b"
+        out["dropped word"] = re.sub(
+            r"\s+", " ", re.sub(pattern, "", reference, count=1, flags=re.I)
+        )
+        out["mangled word"] = re.sub(
+            pattern, word[: max(3, len(word) * 3 // 5)] + "en", reference, count=1, flags=re.I
+        )
+    out["looping"] = " ".join(reference.split()[:4] + ["please"] * 6)
+    return {kind: text for kind, text in out.items() if failure(request, text) == kind}
+
+
+# ---------------------------------------------------------------- pairs
+
+
+def pair(prompt: list[dict], chosen: str, rejected: str, source: str) -> dict:
+    """One preference pair in trl's conversational form, with where its rejection came from."""
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "source": source,
+    }
+
+
+def harvest_pairs(records: list[dict], answers: list[str], synthetic: int = 0) -> list[dict]:
+    """Pairs for the polite task: each wrong answer the model gave, then up to `synthetic` made ones.
+
+    `records` are training records (with `messages` and `input`), `answers` the model's answers to
+    them. A right answer gives no pair. Synthetic rejections are taken round-robin over the failure
+    types, from the records the model answered right, so they add prompts instead of repeating.
+    """
+    pairs, right = [], []
+    for record, answer in zip(records, answers):
+        kind = failure(record["input"], answer)
+        prompt, reference = record["messages"][:-1], record["messages"][-1]["content"]
+        if kind is None:
+            right.append((prompt, record["input"], reference))
+        else:
+            pairs.append(pair(prompt, reference, answer, f"model: {kind}"))
+    made = 0
+    for i, (prompt, request, reference) in enumerate(right):
+        if made >= synthetic:
+            break
+        options = synthetic_rejections(request, reference)
+        kind = FAILURES[i % len(FAILURES)]
+        if kind in options:
+            pairs.append(pair(prompt, reference, options[kind], f"synthetic: {kind}"))
+            made += 1
+    return pairs
+
+
+def validate_pairs(pairs: list[dict], source: str = "preference pairs") -> list[dict]:
+    """Refuse pairs DPO cannot learn from, naming the record and field; return them unchanged."""
+    problems = []
+    for i, p in enumerate(pairs):
+        for name in ("prompt", "chosen", "rejected"):
+            turns = p.get(name)
+            if not isinstance(turns, list) or not turns:
+                problems.append(f"record {i}: field {name!r} must be a non-empty list of messages")
+                continue
+            for j, turn in enumerate(turns):
+                text = turn.get("content") if isinstance(turn, dict) else None
+                if not isinstance(text, str) or not text.strip():
+                    problems.append(f"record {i}: {name}[{j}] has no text in 'content'")
+        if problems and problems[-1].startswith(f"record {i}:"):
+            continue
+        if p["prompt"][-1]["role"] != "user":
+            problems.append(f"record {i}: the prompt must end with a user turn")
+        for name in ("chosen", "rejected"):
+            if [t["role"] for t in p[name]] != ["assistant"]:
+                problems.append(f"record {i}: field {name!r} must be one assistant turn")
+        if p["chosen"] == p["rejected"]:
+            problems.append(f"record {i}: chosen and rejected are the same answer")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise CourseError(
+            f"{source}: " + "; ".join(problems[:5]) + more + ". Fix or drop those records."
+        )
+    return pairs
+
+
+def dpo_config(profile, output_dir: str | Path, **overrides):
+    """DPOConfig for the profile: its dtype flags set explicitly (trl defaults to bf16), no saving."""
+    import torch
+    from trl import DPOConfig
+
+    values = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=profile.batch_size,
+        gradient_accumulation_steps=profile.grad_accum,
+        lr_scheduler_type="cosine",
+        max_length=profile.max_length,
+        bf16=profile.compute_dtype == "bfloat16",
+        fp16=profile.compute_dtype == "float16",
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=profile.gradient_checkpointing,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    return DPOConfig(**{**values, **overrides})
