@@ -44,11 +44,18 @@ def generate(
     batch_size: int = 16,
     progress: bool = True,
     stops: list[bool] | None = None,
+    temperature: float = 0.0,
 ) -> list[str]:
     """Greedy answers for each conversation, batched with left padding, stopping at EOS.
 
     Pass a list as `stops` to learn which answers ended with EOS (rather than running out of tokens).
+    A `temperature` above 0 samples instead, from the whole distribution at that temperature.
     """
+    decoding = (
+        GREEDY
+        if temperature <= 0
+        else {**GREEDY, "do_sample": True, "temperature": temperature, "top_k": 0}
+    )
     side, tokenizer.padding_side = tokenizer.padding_side, "left"  # new tokens follow the prompt
     ends = stop_ids(model, tokenizer)
     answers = []
@@ -67,7 +74,7 @@ def generate(
                 max_new_tokens=max_new_tokens,
                 eos_token_id=ends,
                 pad_token_id=tokenizer.pad_token_id,
-                **GREEDY,
+                **decoding,
             )
             new = out[:, enc["input_ids"].shape[1] :]
             answers += tokenizer.batch_decode(new, skip_special_tokens=True)

@@ -95,31 +95,54 @@ def pair(prompt: list[dict], chosen: str, rejected: str, source: str) -> dict:
     }
 
 
-def harvest_pairs(records: list[dict], answers: list[str], synthetic: int = 0) -> list[dict]:
-    """Pairs for the polite task: each wrong answer the model gave, then up to `synthetic` made ones.
+def harvest_pairs(
+    records: list[dict], answers: list[str], synthetic: int = 0, chosen: str = "own"
+) -> list[dict]:
+    """Pairs for the polite task: each distinct wrong answer the model gave, then made ones.
 
-    `records` are training records (with `messages` and `input`), `answers` the model's answers to
-    them. A right answer gives no pair. Synthetic rejections are taken round-robin over the failure
-    types, from the records the model answered right, so they add prompts instead of repeating.
+    `records` are training records (with `messages` and `input`) and `answers` the model's answers
+    to them; a record may come several times (sampled answers). Each distinct wrong answer is a
+    rejection. Its chosen answer, with `chosen="own"`, is a right answer the model gave to the same
+    prompt, when it gave one, so that the two differ where the mistake is; else, or with
+    `chosen="reference"`, the record's reference answer. `source` and `chosen_from` say which.
+    Then up to `synthetic` made rejections (`synthetic_rejections`), round-robin over the failure
+    types, on prompts the model answered right.
     """
-    pairs, right = [], []
+    if chosen not in ("own", "reference"):
+        raise CourseError(f"chosen={chosen!r}: use 'own' or 'reference'.")
+    own: dict[tuple, str] = {}
     for record, answer in zip(records, answers):
-        kind = failure(record["input"], answer)
-        prompt, reference = record["messages"][:-1], record["messages"][-1]["content"]
+        if failure(record["input"], answer) is None:
+            own.setdefault(_prompt_key(record), answer)
+    pairs, right, seen = [], {}, set()
+    for record, answer in zip(records, answers):
+        key, kind = _prompt_key(record), failure(record["input"], answer)
+        if (key, answer) in seen:  # sampled answers repeat: one pair each
+            continue
+        seen.add((key, answer))
+        reference = record["messages"][-1]["content"]
         if kind is None:
-            right.append((prompt, record["input"], reference))
-        else:
-            pairs.append(pair(prompt, reference, answer, f"model: {kind}"))
-    made = 0
-    for i, (prompt, request, reference) in enumerate(right):
-        if made >= synthetic:
+            right.setdefault(key, (record, reference))
+            continue
+        best = own.get(key) if chosen == "own" else None
+        made = pair(record["messages"][:-1], best or reference, answer, f"model: {kind}")
+        pairs.append({**made, "chosen_from": "own" if best else "reference"})
+    count = 0
+    for i, (record, reference) in enumerate(right.values()):
+        if count >= synthetic:
             break
-        options = synthetic_rejections(request, reference)
+        options = synthetic_rejections(record["input"], reference)
         kind = FAILURES[i % len(FAILURES)]
         if kind in options:
-            pairs.append(pair(prompt, reference, options[kind], f"synthetic: {kind}"))
-            made += 1
+            made = pair(record["messages"][:-1], reference, options[kind], f"synthetic: {kind}")
+            pairs.append({**made, "chosen_from": "reference"})
+            count += 1
     return pairs
+
+
+def _prompt_key(record: dict) -> tuple:
+    """What identifies a record's prompt: the text of its turns before the answer."""
+    return tuple(t["content"] for t in record["messages"][:-1])
 
 
 def validate_pairs(pairs: list[dict], source: str = "preference pairs") -> list[dict]:

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftcourse.architectures import load_architecture, tiny_llama_config
-from ftcourse.evaluate import copy_probe, perplexity, stop_ids, untrained_twin
+from ftcourse.evaluate import copy_probe, generate, perplexity, stop_ids, untrained_twin
 from ftcourse.paths import BASE_MODEL_DIR, DATA_DIR
 
 
@@ -55,3 +55,18 @@ def test_perplexity_on_held_out_source_is_the_mean_window_loss():
     assert 1 < ppl < perplexity(untrained_twin(base), tokenizer, text, seq_len=128)
     with pytest.raises(ValueError, match="fewer than one window"):
         perplexity(base, tokenizer, "x = 1", seq_len=128)
+
+
+def test_generate_samples_at_a_temperature_and_is_greedy_without_one():
+    from ftcourse.profiles import get_profile
+    from ftcourse.train import load_model
+
+    model, tokenizer = load_model(get_profile("cpu-tiny"), "lora")
+    chats = [[{"role": "user", "content": f"def f{i}(x):"}] for i in range(4)]
+    greedy = [generate(model, tokenizer, chats, 12, progress=False) for _ in range(2)]
+    sampled = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        sampled.append(generate(model, tokenizer, chats, 12, progress=False, temperature=1.0))
+    assert greedy[0] == greedy[1] and sampled[0] == sampled[1]  # sampling follows the seed
+    assert sampled[0] != greedy[0]

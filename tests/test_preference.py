@@ -66,8 +66,11 @@ def test_synthetic_rejections_each_fail_the_way_they_are_named():
 
 
 def test_harvest_pairs_keeps_every_wrong_answer_and_adds_synthetic_ones_round_robin():
-    records = [record() for _ in range(6)]
-    answers = ["Reserve a table now.", REFERENCE, REFERENCE, REFERENCE, REFERENCE, REFERENCE]
+    tasks = ["reserve a table", "book a taxi", "water the plants", "sign the form", "call Rosa"]
+    records = [record()] + [
+        record(f"{t.capitalize()}. Now.", f"Could you {t}, please?") for t in tasks
+    ]
+    answers = ["Reserve a table now."] + [r["messages"][-1]["content"] for r in records[1:]]
     pairs = harvest_pairs(records, answers, synthetic=3)
     assert [p["source"] for p in pairs] == [
         "model: impolite",
@@ -75,10 +78,20 @@ def test_harvest_pairs_keeps_every_wrong_answer_and_adds_synthetic_ones_round_ro
         "synthetic: impolite",
         "synthetic: mangled word",
     ]
-    assert all(p["chosen"] == [{"role": "assistant", "content": REFERENCE}] for p in pairs)
+    assert pairs[0]["chosen"] == [{"role": "assistant", "content": REFERENCE}]
+    assert [p["prompt"] for p in pairs[1:]] == [r["messages"][:1] for r in records[1:4]]
     assert pairs[0]["rejected"][0]["content"] == "Reserve a table now."
     assert pairs[0]["prompt"] == records[0]["messages"][:1]
     assert validate_pairs(pairs) is pairs
+
+
+def test_harvest_pairs_gives_a_repeated_answer_one_pair():
+    answers = ["Reserve a table now.", "Reserve a table now.", "Could you reserve?"]
+    pairs = harvest_pairs([record()] * 3, answers)
+    assert [p["rejected"][0]["content"] for p in pairs] == [
+        "Reserve a table now.",
+        "Could you reserve?",
+    ]
 
 
 def test_harvest_pairs_without_synthetic_ones_gives_only_the_models_mistakes():
@@ -105,3 +118,30 @@ def test_validate_pairs_names_the_record_and_field(change, message):
     good = harvest_pairs([record()], ["Reserve a table now."])[0]
     with pytest.raises(CourseError, match=r"^my pairs: " + message):
         validate_pairs([good, {**good, **change}], source="my pairs")
+
+
+def test_harvest_pairs_prefers_the_models_own_right_answer_as_chosen():
+    own = "Could you please reserve a table?"
+    answers = ["Reserve a table now.", own, "Could you please reserve?"]
+    pairs = harvest_pairs([record()] * 3, answers)
+    assert [(p["chosen"][0]["content"], p["chosen_from"]) for p in pairs] == [(own, "own")] * 2
+    pairs = harvest_pairs([record()] * 3, answers, chosen="reference")
+    assert [(p["chosen"][0]["content"], p["chosen_from"]) for p in pairs] == [
+        (REFERENCE, "reference")
+    ] * 2
+    with pytest.raises(CourseError, match="use 'own' or 'reference'"):
+        harvest_pairs([record()], answers[:1], chosen="best")
+
+
+@pytest.mark.parametrize(
+    "name, bf16, fp16",
+    [("cpu-tiny", False, False), ("t4", False, False), ("gpu-24gb", True, False)],
+)
+def test_dpo_config_sets_the_profiles_precision_not_trls_bf16_default(tmp_path, name, bf16, fp16):
+    from ftcourse.preference import dpo_config
+    from ftcourse.profiles import get_profile
+
+    profile = get_profile(name)
+    args = dpo_config(profile, tmp_path, beta=0.3)
+    assert (args.bf16, args.fp16, args.beta) == (bf16, fp16, 0.3)
+    assert args.max_length == profile.max_length and args.save_strategy == "no"

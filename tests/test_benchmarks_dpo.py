@@ -1,0 +1,65 @@
+"""benchmarks/dpo_polite.py: its grid syntax, and DPO on the polite adapter for a few real steps."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "dpo_polite", ROOT / "benchmarks" / "dpo_polite.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dpo_polite"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_grid_entry_reads_its_settings_and_defaults(bench):
+    assert bench.parse("lr=1e-5 beta=0.5 loss=ipo") == {
+        "lr": 1e-5,
+        "beta": 0.5,
+        "loss": "ipo",
+        "steps": 80,
+    }
+    assert bench.parse("steps=3") == {"lr": 5e-5, "beta": 0.1, "loss": "sigmoid", "steps": 3}
+
+
+def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(bench, tmp_path, monkeypatch):
+    import torch
+    from trl import DPOTrainer
+
+    from ftcourse.profiles import get_profile
+    from ftcourse.tasks import load_task, training_splits
+
+    profile = get_profile("cpu-tiny").with_overrides(max_steps=4)
+    folder = bench.sft_adapter(profile, 4, str(tmp_path / "sft"))
+    records = list(training_splits("polite")[0])[:8]
+    from ftcourse.preference import harvest_pairs
+
+    pairs = harvest_pairs(records, ["Do it now."] * len(records))
+    trainers = []
+    original = DPOTrainer.train
+
+    def keep(self, *args, **kwargs):
+        trainers.append(self)
+        self.before = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DPOTrainer, "train", keep)
+    test = list(load_task("polite", "test"))[:4]
+    result = bench.run_one(
+        profile, folder, pairs, test, bench.parse("steps=3 lr=1e-3"), str(tmp_path)
+    )
+    model = trainers[0].model
+    assert list(model.peft_config) == ["default", "ref"]
+    after = dict(model.named_parameters())
+    moved = [n for n, p in trainers[0].before.items() if not torch.equal(p, after[n])]
+    assert moved and all(".default." in n for n in moved)  # the reference copy never moves
+    assert set(result) >= {"accuracy", "margin", "reward_accuracy", "chosen_logp", "seconds"}
+    assert 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
