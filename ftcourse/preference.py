@@ -1,10 +1,11 @@
-"""Preference pairs and DPO: what the SFT adapter got wrong, turned into "this, not that".
+"""Preference pairs for DPO: what the SFT adapter got wrong, turned into "this, not that".
 
 A preference pair is a prompt with two answers, `chosen` and `rejected`, in trl's conversational
-form. The course builds them from its own data: chosen is the record's reference answer; rejected is
-what the SFT adapter itself answered on a training prompt and the task's rule marked wrong, plus,
-where they teach a failure the adapter rarely shows, rewrites of the reference that make it curt,
-drop a word, mangle one or loop. `failure` says which way an answer went wrong (polite task).
+form. The course builds them from its own data: rejected is what the SFT adapter itself answered on
+a training prompt and the task's rule marked wrong; chosen is a right answer the adapter gave to the
+same prompt, or the record's reference. Rewrites of the reference that make it curt, drop a word,
+mangle one or loop can add failures the adapter rarely shows. `failure` says which way a polite
+rewrite went wrong. Measured so far, DPO on these pairs gains nothing held-out (docs/benchmarks.md).
 """
 
 from __future__ import annotations
