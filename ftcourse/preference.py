@@ -148,32 +148,37 @@ def _prompt_key(record: dict) -> tuple:
 
 def validate_pairs(pairs: list[dict], source: str = "preference pairs") -> list[dict]:
     """Refuse pairs DPO cannot learn from, naming the record and field; return them unchanged."""
-    problems = []
-    for i, p in enumerate(pairs):
-        for name in ("prompt", "chosen", "rejected"):
-            turns = p.get(name)
-            if not isinstance(turns, list) or not turns:
-                problems.append(f"record {i}: field {name!r} must be a non-empty list of messages")
-                continue
-            for j, turn in enumerate(turns):
-                text = turn.get("content") if isinstance(turn, dict) else None
-                if not isinstance(text, str) or not text.strip():
-                    problems.append(f"record {i}: {name}[{j}] has no text in 'content'")
-        if problems and problems[-1].startswith(f"record {i}:"):
-            continue
-        if p["prompt"][-1]["role"] != "user":
-            problems.append(f"record {i}: the prompt must end with a user turn")
-        for name in ("chosen", "rejected"):
-            if [t["role"] for t in p[name]] != ["assistant"]:
-                problems.append(f"record {i}: field {name!r} must be one assistant turn")
-        if p["chosen"] == p["rejected"]:
-            problems.append(f"record {i}: chosen and rejected are the same answer")
+    problems = [text for i, p in enumerate(pairs) for text in _pair_problems(i, p)]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise CourseError(
             f"{source}: " + "; ".join(problems[:5]) + more + ". Fix or drop those records."
         )
     return pairs
+
+
+def _pair_problems(i: int, p: dict) -> list[str]:
+    """What is wrong with pair `i`: its fields' shapes first, then roles and sameness."""
+    problems = []
+    for name in ("prompt", "chosen", "rejected"):
+        turns = p.get(name)
+        if not isinstance(turns, list) or not turns:
+            problems.append(f"record {i}: field {name!r} must be a non-empty list of messages")
+            continue
+        for j, turn in enumerate(turns):
+            text = turn.get("content") if isinstance(turn, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"record {i}: {name}[{j}] has no text in 'content'")
+    if problems:
+        return problems
+    if p["prompt"][-1]["role"] != "user":
+        problems.append(f"record {i}: the prompt must end with a user turn")
+    for name in ("chosen", "rejected"):
+        if [t["role"] for t in p[name]] != ["assistant"]:
+            problems.append(f"record {i}: field {name!r} must be one assistant turn")
+    if p["chosen"] == p["rejected"]:
+        problems.append(f"record {i}: chosen and rejected are the same answer")
+    return problems
 
 
 def dpo_config(profile, output_dir: str | Path, **overrides):

@@ -51,3 +51,21 @@ def fixed_answers(monkeypatch):
         monkeypatch.setattr("ftcourse.evaluate.generate", fake)
 
     return install
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """Import a script of benchmarks/ by its file name, e.g. load_benchmark("train_speed")."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses in the script look their module up here
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,23 +1,11 @@
 """benchmarks/dpo_polite.py: its grid syntax, and DPO on the polite adapter for a few real steps."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location(
-        "dpo_polite", ROOT / "benchmarks" / "dpo_polite.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dpo_polite"] = module
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("dpo_polite")
 
 
 def test_a_grid_entry_reads_its_settings_and_defaults(bench):
@@ -37,7 +25,7 @@ def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(bench, tmp_path,
     from ftcourse.profiles import get_profile
     from ftcourse.tasks import load_task, training_splits
 
-    profile = get_profile("cpu-tiny").with_overrides(max_steps=4)
+    profile = get_profile("cpu-tiny")
     folder = bench.sft_adapter(profile, 4, str(tmp_path / "sft"))
     records = list(training_splits("polite")[0])[:8]
     from ftcourse.preference import harvest_pairs

@@ -1,23 +1,11 @@
 """benchmarks/train_speed.py: trl against a plain loop, on a few real steps, and its table."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def speed():
-    spec = importlib.util.spec_from_file_location(
-        "train_speed", ROOT / "benchmarks" / "train_speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_speed"] = module
-    spec.loader.exec_module(module)
-    return module
+def speed(load_benchmark):
+    return load_benchmark("train_speed")
 
 
 def test_the_plain_loop_trains_the_same_batches_and_lowers_the_loss(speed, tmp_path):
