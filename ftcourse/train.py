@@ -5,6 +5,7 @@ the tests and the script form:
 
     python -m ftcourse.train runs/polite-qlora.yaml           # one process
     accelerate launch -m ftcourse.train runs/polite-qlora.yaml  # DDP / FSDP on several devices
+    python -m ftcourse.train --data my_chats.jsonl            # your own file (ftcourse.yourdata)
 
 The command line saves a checkpoint every quarter of the step budget (the notebooks save none). After
 Ctrl-C, the same command resumes from the newest checkpoint in the output folder; `--fresh` starts
@@ -420,19 +421,25 @@ def renamed_dataset(dataset, copies: int, seed: int = 0):
     return Dataset.from_list(with_renamed_copies(list(dataset), copies, seed))
 
 
-def train(run: RunConfig) -> TrainResult:
-    """Train one adapter (or a full fine-tune) on a course task and save it."""
-    return train_with_callbacks(run, [])
+def train(run: RunConfig, splits: tuple | None = None) -> TrainResult:
+    """Train one adapter (or a full fine-tune) on a course task, or on `splits`, and save it."""
+    return train_with_callbacks(run, [], splits)
 
 
-def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
-    """`train`, with Trainer callbacks (e.g. to stop early or record timings)."""
+def train_with_callbacks(
+    run: RunConfig, callbacks: list, splits: tuple | None = None
+) -> TrainResult:
+    """`train`, with Trainer callbacks (e.g. to stop early or record timings).
+
+    `splits`, a (train, validation) pair of Datasets with a `messages` column, replaces the task's
+    data (`ftcourse.yourdata` passes a learner's own file this way; `run.task` then names it).
+    """
     from peft import get_peft_model
     from transformers import set_seed
 
     profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
     prepare_output_dir(run.output_dir)  # an unwritable folder fails now, not after training
-    train_ds, validation_ds = _splits(run)  # and so does a bad data file
+    train_ds, validation_ds = splits or _splits(run)  # and so does a bad data file
     resume = _checkpoint_to_resume(run, profile)  # and a checkpoint of another model
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
@@ -460,6 +467,14 @@ def train_with_callbacks(run: RunConfig, callbacks: list) -> TrainResult:
     return TrainResult(
         model, tokenizer, trainer, seconds, Path(run.output_dir), trainer.state.log_history
     )
+
+
+def train_on_file(run: RunConfig, data: str | Path, score: str | None = None, test=None):
+    """Train on your own data file (`ftcourse.yourdata`: prepare, train, measure); its Report."""
+    from ftcourse import yourdata
+
+    prepared, scorer, splits = yourdata.start(run, data, score, test)
+    return yourdata.finish(train(run, splits=splits), prepared, scorer, run)
 
 
 def _splits(run: RunConfig):
@@ -565,33 +580,86 @@ def _modules(target_modules) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: train from a YAML run file, then report held-out accuracy; the exit status."""
+    """Command line: train from a YAML run file or your own data file; the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m ftcourse.train", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("config", help="YAML run file (see runs/)")
+    parser.add_argument("config", nargs="?", help="YAML run file (see runs/); or use --data")
+    parser.add_argument(
+        "--data", help="your own .json/.jsonl file, in any of the four formats (ftcourse.yourdata)"
+    )
+    parser.add_argument("--name", help="with --data: the run's name (default: the file's name)")
     parser.add_argument("--max-steps", type=int, help="override the profile's step budget")
-    parser.add_argument("--output-dir", help="override the run file's output_dir")
+    parser.add_argument("--epochs", type=float, help="train this many epochs, not a step budget")
+    parser.add_argument("--output-dir", help="override the output folder")
+    parser.add_argument("--profile", help="a profile by name (default: chosen from the hardware)")
+    parser.add_argument(
+        "--score",
+        metavar="MODULE:FUNCTION",
+        help="with --data: score(record, answer) -> bool, run on the validation split",
+    )
+    parser.add_argument(
+        "--test",
+        help="with --data and --score: a held-out file to score instead (never trained on)",
+    )
     parser.add_argument(
         "--fresh", action="store_true", help="start over: ignore (and delete) earlier checkpoints"
     )
     args = parser.parse_args(argv)
+    if (args.config is None) == (args.data is None):
+        parser.error("give a YAML run file or --data FILE (one of the two)")
+    if args.config and (args.name or args.score or args.test):
+        parser.error("--name, --score and --test go with --data")
+    if args.test and not args.score:
+        parser.error("--test needs --score: say how its answers are scored")
     return report_errors(lambda: _train_command(args))
 
 
-def _train_command(args: argparse.Namespace) -> int:
-    run = RunConfig.from_yaml(args.config)
+def _run_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig the command line describes: a run file's, or one for a --data file."""
+    if args.data:
+        name = args.name or default_name(args.data)
+        run = RunConfig(task=name, output_dir=f"outputs/adapters/{name}", eval_samples=0)
+    else:
+        run = RunConfig.from_yaml(args.config)
+    if args.profile:
+        from ftcourse.profiles import get_profile
+
+        run.profile = get_profile(args.profile).name
     if args.max_steps:
         run.profile_overrides = {**run.profile_overrides, "max_steps": args.max_steps}
+    if args.epochs:
+        budget = {"max_steps": -1, "num_train_epochs": args.epochs}
+        run.profile_overrides = {**run.profile_overrides, **budget}
     if args.output_dir:
         run.output_dir = args.output_dir
+    return run
+
+
+def default_name(data: str | Path) -> str:
+    """A run's name from its data file: the file's name, or its folder's for train/data files."""
+    path = Path(data)
+    generic = path.stem.lower() in ("train", "data", "dataset") and path.parent.name
+    return path.parent.name if generic else path.stem
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    run = _run_from_args(args)
     try:
         profile = _fitting_profile(run)
     except CourseError as exc:
-        raise CourseError(f"{args.config}: {exc}" if run.profile else str(exc)) from None
-    run.sft = {**cli_checkpoints(profile), **run.sft}
+        raise CourseError(
+            f"{args.config}: {exc}" if args.config and run.profile else str(exc)
+        ) from None
+    if not args.data:
+        run.sft = {**cli_checkpoints(profile), **run.sft}
     run.resume_from_checkpoint = _resume_point(run, args.fresh)
     try:
+        if args.data:
+            train_on_file(run, args.data, args.score, args.test)
+            if _is_main_process():
+                remove_checkpoints(run.output_dir)
+            return 0
         result = train(run)
     except KeyboardInterrupt:
         return _interrupted(run)
