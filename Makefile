@@ -10,7 +10,7 @@ export MPLBACKEND ?= Agg
 # pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
-.PHONY: install course publish-times test lint format notebooks-test standin-test unit-test \
+.PHONY: install install-export course publish-times test lint format notebooks-test standin-test unit-test \
 	browser-test constraints clean base-model sweep train-speed determinism colab-cells
 
 install: $(VENV)/.installed
@@ -23,6 +23,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
+
+# The export extra (gguf, llama-cpp-python) for `python -m ftcourse export --gguf` and its tests.
+# pip compiles llama.cpp for llama-cpp-python: ~12 CPU-minutes (15 min on a busy 2-core machine)
+install-export: install
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[export]"
 
 # Runs every notebook; writes only under build/ (executed copies, HTML, course-times.md)
 course: install
