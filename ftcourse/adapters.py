@@ -37,7 +37,7 @@ def check_adapter(model, path: str | Path) -> dict:
     or a `PeftModel` that already holds other adapters.
     """
     path = Path(path)
-    config = _read_config(path)
+    config = read_config(path)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     shapes = _tensor_shapes(path)
     _check_shapes(base, shapes, path, config)
@@ -46,7 +46,8 @@ def check_adapter(model, path: str | Path) -> dict:
     return config
 
 
-def _read_config(path: Path) -> dict:
+def read_config(path: Path) -> dict:
+    """The config of a saved LoRA adapter folder; a missing, incomplete or damaged one is refused."""
     if not path.is_dir():
         raise CourseError(
             f"No adapter folder at {path}. Train one first (notebook 04, or "
