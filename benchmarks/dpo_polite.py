@@ -57,7 +57,7 @@ def sft_adapter(profile, steps: int | None, folder: str):
     return folder
 
 
-def harvest(model, tokenizer, records, samples: int, temperature: float, chosen: str):
+def harvest(model, tokenizer, records, samples, temperature, chosen, synthetic=0, kinds=None):
     """Preference pairs from the model's greedy and sampled answers to `records`."""
     import torch
 
@@ -69,7 +69,8 @@ def harvest(model, tokenizer, records, samples: int, temperature: float, chosen:
     for seed in range(samples):
         torch.manual_seed(seed + 1)
         answers += generate(model, tokenizer, prompts, 64, 16, False, temperature=temperature)
-    return validate_pairs(harvest_pairs(records * (samples + 1), answers, chosen=chosen))
+    made = dict(synthetic=synthetic, kinds=tuple(kinds)) if kinds else dict(synthetic=synthetic)
+    return validate_pairs(harvest_pairs(records * (samples + 1), answers, chosen=chosen, **made))
 
 
 def run_one(profile, folder, pairs, test, config: dict, out: str) -> dict:
@@ -141,6 +142,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--chosen", choices=["own", "reference"], default="own")
     parser.add_argument("--sft-steps", type=int, default=None)
+    parser.add_argument("--synthetic", type=int, default=0, help="made rejections added")
+    parser.add_argument(
+        "--kinds", nargs="+", default=None, help="failure types of the made rejections"
+    )
     opts = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -160,7 +165,16 @@ def main() -> None:
     base, tokenizer = inference_base(profile)
     sft = PeftModel.from_pretrained(base, str(folder))
     before = evaluate(sft, tokenizer, "polite", test, progress=False)
-    pairs = harvest(sft, tokenizer, records, opts.samples, opts.temperature, opts.chosen)
+    pairs = harvest(
+        sft,
+        tokenizer,
+        records,
+        opts.samples,
+        opts.temperature,
+        opts.chosen,
+        opts.synthetic,
+        opts.kinds,
+    )
     print(
         f"{len(pairs)} pairs:",
         dict(Counter(p["source"] for p in pairs)),

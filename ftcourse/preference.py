@@ -97,7 +97,11 @@ def pair(prompt: list[dict], chosen: str, rejected: str, source: str) -> dict:
 
 
 def harvest_pairs(
-    records: list[dict], answers: list[str], synthetic: int = 0, chosen: str = "own"
+    records: list[dict],
+    answers: list[str],
+    synthetic: int = 0,
+    chosen: str = "own",
+    kinds: tuple[str, ...] = FAILURES,
 ) -> list[dict]:
     """Pairs for the polite task: each distinct wrong answer the model gave, then made ones.
 
@@ -106,11 +110,13 @@ def harvest_pairs(
     rejection. Its chosen answer, with `chosen="own"`, is a right answer the model gave to the same
     prompt, when it gave one, so that the two differ where the mistake is; else, or with
     `chosen="reference"`, the record's reference answer. `source` and `chosen_from` say which.
-    Then up to `synthetic` made rejections (`synthetic_rejections`), round-robin over the failure
-    types, on prompts the model answered right.
+    Then up to `synthetic` made rejections (`synthetic_rejections`), round-robin over `kinds`
+    (failure types), on prompts the model answered right.
     """
     if chosen not in ("own", "reference"):
         raise CourseError(f"chosen={chosen!r}: use 'own' or 'reference'.")
+    if unknown := set(kinds) - set(FAILURES):
+        raise CourseError(f"kinds: {sorted(unknown)} are not failure types; use {FAILURES}.")
     own: dict[tuple, str] = {}
     for record, answer in zip(records, answers):
         if failure(record["input"], answer) is None:
@@ -133,7 +139,7 @@ def harvest_pairs(
         if count >= synthetic:
             break
         options = synthetic_rejections(record["input"], reference)
-        kind = FAILURES[i % len(FAILURES)]
+        kind = kinds[i % len(kinds)]
         if kind in options:
             made = pair(record["messages"][:-1], reference, options[kind], f"synthetic: {kind}")
             pairs.append({**made, "chosen_from": "reference"})

@@ -85,6 +85,17 @@ def test_harvest_pairs_keeps_every_wrong_answer_and_adds_synthetic_ones_round_ro
     assert validate_pairs(pairs) is pairs
 
 
+def test_harvest_pairs_makes_only_the_failure_types_asked_for():
+    tasks = ["reserve a table", "book a taxi", "water the plants", "sign the form"]
+    records = [record(f"{t.capitalize()}. Now.", f"Could you {t}, please?") for t in tasks]
+    answers = [r["messages"][-1]["content"] for r in records]
+    pairs = harvest_pairs(records, answers, synthetic=4, kinds=("impolite",))
+    assert [p["source"] for p in pairs] == ["synthetic: impolite"] * 4
+    assert [p["rejected"][0]["content"] for p in pairs] == [r["input"] for r in records]
+    with pytest.raises(CourseError, match="'curt' are not failure types|\\['curt'\\]"):
+        harvest_pairs(records, answers, synthetic=1, kinds=("curt",))
+
+
 def test_harvest_pairs_gives_a_repeated_answer_one_pair():
     answers = ["Reserve a table now.", "Reserve a table now.", "Could you reserve?"]
     pairs = harvest_pairs([record()] * 3, answers)
