@@ -203,14 +203,14 @@ def test_smaller_gguf_types_load_and_mostly_agree(llm, exported, merged, convers
 
 def test_the_benchmark_measures_each_runtime(adapter, tmp_path, load_benchmark, llm):
     bench = load_benchmark("export_gguf")
-    rows = bench.measure(adapter, tmp_path, prompts=3, types=("f32", "q8_0"))
+    rows = bench.measure(adapter, tmp_path, prompts=3, types=("f32", "q8_0"), threads=2)
     assert [r["label"] for r in rows] == ["transformers", "transformers, batch 16"] + [
         "llama.cpp"
     ] * 2
     assert rows[0]["same"] == 1 and rows[2]["same"] == 1, "f32 GGUF answers as transformers"
     assert all(r["tps"] > 0 for r in rows if r["tps"] is not None)
     assert rows[3]["size"] < 0.6 * rows[2]["size"]
-    assert "| llama.cpp | q8_0 GGUF |" in bench.markdown(rows, 3, 2)
+    assert "| llama.cpp | q8_0 GGUF |" in bench.markdown(rows, 3)
 
 
 # ---------------------------------------------------------------- the converter's parts
