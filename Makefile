@@ -43,7 +43,8 @@ STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin
 NBVAL = $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	-p no:cacheprovider notebooks
 
-test: install lint unit-test notebooks-test standin-test browser-test
+# CI installs the export extra too, so the GGUF tests and notebook 07's llama.cpp cells run there
+test: install install-export lint unit-test notebooks-test standin-test browser-test
 
 lint: install
 	$(BIN)/ruff check .

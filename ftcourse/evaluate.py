@@ -207,3 +207,21 @@ def perplexity(model, tokenizer, text: str, seq_len: int = 256, batch_size: int 
         total += model(input_ids=chunk, labels=chunk).loss.float().item() * len(chunk)
     model.train(was_training)
     return math.exp(total / n)
+
+
+@torch.no_grad()
+def answer_loss(model, tokenizer, conversations: list[list[dict]]) -> float:
+    """Mean cross-entropy on the answer tokens (every assistant turn), the tokens training learns."""
+    from ftcourse.chat import loss_mask
+
+    was_training, total, count = model.training, 0.0, 0
+    model.eval()
+    for messages in conversations:
+        ids, mask, _ = loss_mask(tokenizer, messages)
+        input_ids = torch.tensor([ids], device=model.device)
+        logits = model(input_ids=input_ids).logits[0, :-1].float()
+        keep = torch.tensor(mask[1:], device=logits.device).bool()  # token t+1 is predicted at t
+        losses = torch.nn.functional.cross_entropy(logits, input_ids[0, 1:], reduction="none")
+        total, count = total + losses[keep].sum().item(), count + int(keep.sum())
+    model.train(was_training)
+    return total / max(count, 1)

@@ -70,3 +70,24 @@ def test_generate_samples_at_a_temperature_and_is_greedy_without_one():
         sampled.append(generate(model, tokenizer, chats, 12, progress=False, temperature=1.0))
     assert greedy[0] == greedy[1] and sampled[0] == sampled[1]  # sampling follows the seed
     assert sampled[0] != greedy[0]
+
+
+def test_answer_loss_is_the_loss_on_every_assistant_turn_and_nothing_else():
+    from ftcourse.chat import loss_mask
+    from ftcourse.evaluate import answer_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL_DIR)
+    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR).eval()
+    chat = [
+        {"role": "user", "content": "What is a tuple?"},
+        {"role": "assistant", "content": "An immutable sequence."},
+        {"role": "user", "content": "And a list?"},
+        {"role": "assistant", "content": "A mutable one."},
+    ]
+    ids, mask, _ = loss_mask(tokenizer, chat)
+    labels = torch.tensor([[i if m else -100 for i, m in zip(ids, mask)]])
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor([ids]), labels=labels).loss.item()
+    assert answer_loss(model, tokenizer, [chat]) == pytest.approx(expected, rel=1e-5)
+    only_first = [chat[0], chat[1]]
+    assert answer_loss(model, tokenizer, [only_first]) != pytest.approx(expected, rel=1e-3)

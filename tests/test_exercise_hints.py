@@ -963,3 +963,51 @@ def test_06_3_mistake(answer, hints):
 def test_06_3_hint_is_not_self_contradictory(answer, misleading):
     fb = check("06.3", answer)
     assert fb.status == "wrong" and misleading not in fb.message, fb.message
+
+
+# ---------------------------------------------------------------- 07
+
+
+def _sharegpt(sep: str):
+    def convert(record):
+        prompt = record["instruction"] + (sep + record["input"] if record["input"] else "")
+        return {
+            "conversations": [
+                {"from": "human", "value": prompt},
+                {"from": "gpt", "value": record["output"]},
+            ]
+        }
+
+    return convert
+
+
+def test_07_1_mistakes():
+    _wrong(check("07.1", lambda r: [r]), 'a dict with one key, "conversations"')
+    _wrong(check("07.1", _sharegpt("\n")), "a blank line, then the input")
+    bad_role = lambda r: {"conversations": [{"from": "user", "value": "x"}]}  # noqa: E731
+    _wrong(check("07.1", bad_role), "Not valid ShareGPT")
+    assert check("07.1", _sharegpt("\n\n"))
+
+
+def test_07_2_mistakes():
+    import re
+
+    def substring(record, answer):
+        old, new = re.findall(r"`([^`]+)`", record["instruction"])[:2]
+        return answer.strip() == record["input"].replace(old, new).strip()
+
+    _wrong(check("07.2", substring), "Replace whole words only")
+    _wrong(check("07.2", lambda r, a: a == r["output"]), "It read 'output'")
+
+
+def test_07_3_mistakes():
+    import re
+
+    def substring(train, test):
+        text = " ".join(r[f] for r in train for f in ("instruction", "input", "output"))
+        names = {n for r in test for n in re.findall(r"`([^`]+)`", r["instruction"])[:2]}
+        return sorted(n for n in names if n in text)
+
+    _wrong(check("07.3", substring), "You matched parts of words")
+    _wrong(check("07.3", lambda train, test: []), "Got []")
+    _wrong(check("07.3", lambda train, test: "zige"), "sorted list")
