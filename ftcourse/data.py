@@ -438,6 +438,16 @@ def to_messages(record: dict | list) -> list:
     return as_turns[0] + as_turns[1]
 
 
+def with_messages(records: list[dict]) -> list[dict]:
+    """Valid records with TRL's `messages` added, their other fields kept (ShareGPT's turns replaced).
+
+    The converted turns replace `conversations`: TRL would rename that column to `messages` over
+    ours, keeping the ShareGPT roles human/gpt, which no chat template trains on.
+    """
+    rows = [{**r, "messages": to_messages(r)} for r in records]
+    return [{k: v for k, v in r.items() if k != "conversations"} for r in rows]
+
+
 def _own_problems(record, index: int) -> list[Problem]:
     fmt = record_format(record)
     if fmt is None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftcourse.data import load_records, split_records, to_messages, validate, words
+from ftcourse.data import load_records, split_records, validate, with_messages, words
 from ftcourse.errors import CourseError
 from ftcourse.paths import DATA_DIR
 
@@ -165,10 +165,7 @@ def load_task(name: str, split: str, folder: str | Path | None = None):
         )
     records = load_records(path)
     validate(records, source=str(path))
-    # The converted turns replace `conversations`: TRL would rename that column to `messages` over
-    # ours, keeping the ShareGPT roles human/gpt, which no chat template trains on.
-    rows = [{**r, "messages": to_messages(r)} for r in records]
-    return Dataset.from_list([{k: v for k, v in r.items() if k != "conversations"} for r in rows])
+    return Dataset.from_list(with_messages(records))
 
 
 def training_splits(name: str, folder: str | Path | None = None):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftcourse.data import load_records, to_messages, validate
+from ftcourse.data import load_records, validate, with_messages
 from ftcourse.errors import CourseError
 
 MIN_RECORDS = 10  # after cleaning: enough for a validation split of at least one record
@@ -92,8 +92,7 @@ def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1)
             f"{path}: {len(kept)} records left after the quality checklist (of {len(records)}); "
             f"training needs at least {MIN_RECORDS}. Add records, or see what was removed above."
         )
-    rows = [{**r, "messages": to_messages(r)} for r in kept]
-    rows = [{k: v for k, v in r.items() if k != "conversations"} for r in rows]  # see load_task
+    rows = with_messages(kept)
     train_idx, validation_idx = split_records(rows, fraction, seed=0)
     removed = [r for r in report if r.index is not None]
     notes = [r for r in report if r.index is None]
@@ -112,8 +111,7 @@ def load_test(path: str | Path) -> list[dict]:
     """A held-out file to score (any format, validated; nothing removed): records with `messages`."""
     records = load_records(path)
     validate(records, source=str(path))
-    rows = [{**r, "messages": to_messages(r)} for r in records]
-    return [{k: v for k, v in r.items() if k != "conversations"} for r in rows]
+    return with_messages(records)
 
 
 def load_scorer(spec: str) -> Callable[[dict, str], bool]:
