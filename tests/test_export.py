@@ -5,6 +5,7 @@ import importlib.util
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,7 +339,11 @@ def test_a_missing_optional_package_names_the_extra(tmp_path, capsys, monkeypatc
 
 def test_a_qwen2_base_is_refused_before_anything_loads(tmp_path, capsys):
     pytest.importorskip("gguf", reason=EXTRA)
-    standin = REPO_ROOT / "build" / "standins" / "qwen2.5-1.5b-instruct"
+    from ftcourse.profiles import ensure_available, get_profile
+
+    # an adapter trained on the t4 stand-in means the stand-in was built (with a progress bar)
+    standin = Path(ensure_available(get_profile("t4-standin")).model_path)
+    capsys.readouterr()
     adapter = fake_adapter(tmp_path / "adapter", base=str(standin))
     gguf = str(tmp_path / "m.gguf")
     err = error_of(capsys, adapter, "--merged", str(tmp_path / "merged"), "--gguf", gguf)
