@@ -30,7 +30,7 @@ from ftcourse.errors import CourseError
 
 MIN_RECORDS = 10  # after cleaning: enough for a validation split of at least one record
 SAMPLES_SHOWN = 3
-MAX_SCORED = 200  # validation records answered for the report
+MAX_SCORED = 200  # records answered for the scorer's accuracy (the report says when it cut)
 
 
 @dataclass
@@ -218,6 +218,9 @@ def measure(result, prepared: Prepared, score: Callable | None) -> Report:
     best = min(evals, key=lambda h: h["eval_loss"], default=None)
     train_losses = [h["loss"] for h in history if "loss" in h]
     records = prepared.scored[: MAX_SCORED if score else SAMPLES_SHOWN]
+    scored_on = prepared.scored_on
+    if score and len(prepared.scored) > MAX_SCORED:  # said, not silently dropped
+        scored_on += f", the first {MAX_SCORED} of {len(prepared.scored)} records"
     model, tokenizer = result.model, result.tokenizer
     model.eval()
     budget = answer_budget(tokenizer, prepared.train + prepared.scored)
@@ -238,7 +241,7 @@ def measure(result, prepared: Prepared, score: Callable | None) -> Report:
         train_losses[-1] if train_losses else None,
         accuracy,
         len(records) if score else 0,
-        prepared.scored_on,
+        scored_on,
         samples,
     )
 

@@ -122,6 +122,16 @@ def test_a_test_file_is_scored_instead_of_the_validation_split(tmp_path, capsys)
         main(["--data", str(data), "--test", str(held_out)])  # --test without --score
 
 
+def test_a_cut_to_the_scored_records_is_said(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("ftcourse.yourdata.MAX_SCORED", 2)
+    data = _write(tmp_path / "sorting.jsonl", _records("messages"))
+    held_out = _write(tmp_path / "unseen.jsonl", _records("alpaca")[:5])
+    argv = ["--data", str(data), "--max-steps", "1", "--output-dir", str(tmp_path / "a")]
+    argv += ["--score", f"{__file__}:score_sorted", "--test", str(held_out)]
+    assert main([*argv, "--profile", "cpu-tiny"]) == 0
+    assert "the first 2 of 5 records (your scorer):" in capsys.readouterr().out
+
+
 def score_sorted(record: dict, answer: str) -> bool:
     """The scorer the tests pass by file path: the three words in order."""
     reference = record["messages"][-1]["content"]
