@@ -36,8 +36,9 @@ def random_twin(model_path: str, out: Path, seed: int = 0) -> Path:
 def score(model_path: str, task: str, steps: int | None, eval_samples: int) -> dict:
     """Held-out accuracy of `model_path` before and after the profile's fine-tune on `task`."""
     from ftcourse.evaluate import evaluate
+    from ftcourse.runfile import RunConfig
     from ftcourse.tasks import load_task
-    from ftcourse.train import RunConfig, train
+    from ftcourse.train import train
 
     overrides = {"model": model_path} | ({"max_steps": steps} if steps else {})
     records = list(load_task(task, "test").select(range(eval_samples)))

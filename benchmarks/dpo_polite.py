@@ -40,7 +40,8 @@ def parse(config: str) -> dict:
 def sft_adapter(profile, steps: int | None, folder: str):
     """Notebook 04's polite adapter (trained if missing), or a fresh one of `steps` steps."""
     from ftcourse.adapters import ensure_adapters
-    from ftcourse.train import RunConfig, train
+    from ftcourse.runfile import RunConfig
+    from ftcourse.train import train
 
     if steps is None:
         return ensure_adapters(["polite"], profile)["polite"]

@@ -236,7 +236,7 @@ def build_model(run: Run, method: str, liger: bool) -> nn.Module:
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ftcourse.train import lora_config
+    from ftcourse.trainer import lora_config
 
     torch.manual_seed(0)
     with torch.device(run.device):

@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from ftcourse import memory
 from ftcourse.architectures import tiny_llama_config
+from ftcourse.runfile import METHODS
 
 # A Llama small enough for a CPU test: GQA, untied embeddings (the base model's are tied).
 TINY = tiny_llama_config(
@@ -118,7 +119,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpu-test", action="store_true", help="a tiny random Llama on the CPU")
     p.add_argument("--model", default="llama-3.1-8b", help="bundled config name or model folder")
-    p.add_argument("--methods", nargs="+", default=list(memory.METHODS), choices=memory.METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--gradient-checkpointing", action="store_true")

@@ -60,8 +60,9 @@ def run_point(point: dict, task: str, steps: int, eval_samples: int) -> dict:
 
     from ftcourse.evaluate import evaluate
     from ftcourse.profiles import ALL_LINEAR, ATTENTION, choose_profile
+    from ftcourse.runfile import RunConfig
     from ftcourse.tasks import load_task
-    from ftcourse.train import RunConfig, train
+    from ftcourse.train import train
 
     lora = {"r": point["r"], "lora_alpha": point["r"] * point["alpha_ratio"]}
     if point.get("modules", "profile") != "profile":

@@ -6,7 +6,7 @@ answer-only labels) and does what a textbook loop does (forward, backward, gradi
 the Trainer's optimizer and schedule): the baseline. Each trl variant changes one thing, so its
 ratio says what that change buys against the same baseline: `padded` is trl's SFTTrainer on
 padded batches, `padding-free` the profile's batches, `model-loss` adds the course's
-`ftcourse.train.ModelLoss` (the trainer the course builds), `model-loss-padded` is that on padded
+`ftcourse.trainer.ModelLoss` (the trainer the course builds), `model-loss-padded` is that on padded
 batches. Runs alternate (trl, plain, trl, plain, ...), and each trl run is divided by the plain
 run right after it, so a machine that slows down for a minute slows both halves of a pair; the
 median of the pairs is the ratio quoted.
@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 
 WARMUP = 5
-# What each trl variant changes in the course's SFTConfig (`ftcourse.train.sft_config`)
+# What each trl variant changes in the course's SFTConfig (`ftcourse.trainer.sft_config`)
 VARIANTS = {
     "padded": {"padding_free": False},  # the course's recipe before padding-free batches
     "padding-free": {},  # the profile's settings (padding-free on cpu-tiny), trl's own loss
-    "model-loss": {"model_loss": True},  # and the model's own loss (`ftcourse.train.ModelLoss`)
+    "model-loss": {"model_loss": True},  # and the model's own loss (`ftcourse.trainer.ModelLoss`)
     "model-loss-padded": {"model_loss": True, "padding_free": False},  # the two apart
 }
 BASELINE = "padded"  # the batches the plain loop trains on
@@ -44,22 +44,28 @@ def _trainer(profile, method: str, task: str, steps: int, sft: dict, out: str):
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from ftcourse import train as ft_train
     from ftcourse.tasks import load_task
+    from ftcourse.trainer import (
+        load_model,
+        lora_config,
+        match_adapter_dtype,
+        sft_config,
+        sft_trainer_class,
+    )
 
     sft = dict(sft)
-    trainer_class = ft_train.sft_trainer_class() if sft.pop("model_loss", False) else SFTTrainer
-    model, tokenizer = ft_train.load_model(profile, method)
+    trainer_class = sft_trainer_class() if sft.pop("model_loss", False) else SFTTrainer
+    model, tokenizer = load_model(profile, method)
     set_seed(0)
-    model = get_peft_model(model, ft_train.lora_config(profile))
+    model = get_peft_model(model, lora_config(profile))
     sft = {"eval_strategy": "no", **sft}  # no evaluation pauses: the plain loop has none either
     if sft.get("padding_free") is False:  # padded batches are cut to max_length
         sft["max_length"] = profile.max_length
-    args = ft_train.sft_config(profile, out, max_steps=steps, **sft)
+    args = sft_config(profile, out, max_steps=steps, **sft)
     trainer = trainer_class(
         model=model, args=args, train_dataset=load_task(task, "train"), processing_class=tokenizer
     )
-    ft_train.match_adapter_dtype(trainer.model, profile)
+    match_adapter_dtype(trainer.model, profile)
     return trainer
 
 

@@ -12,7 +12,8 @@ import argparse
 import sys
 
 from ftcourse.errors import report_errors
-from ftcourse.export import GGUF_TYPES, METHODS
+from ftcourse.export import GGUF_TYPES
+from ftcourse.runfile import ADAPTER_METHODS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def _export_parser(sub) -> None:
     exp.add_argument("--gguf-type", choices=GGUF_TYPES, help="GGUF weight type (default f32)")
     exp.add_argument(
         "--method",
-        choices=METHODS,
+        choices=ADAPTER_METHODS,
         default="qlora",
         help="how the adapter was trained: qlora merges into the dequantized 4-bit base it learned "
         "on, lora into the original weights (default qlora)",

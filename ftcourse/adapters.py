@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ftcourse.errors import CourseError
-from ftcourse.profiles import same_model
+from ftcourse.profiles import base_of, other_base
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -127,7 +127,7 @@ def _check_shapes(base, shapes: dict, path: Path, config: dict) -> None:
         r = shape[0] if part in ("lora_A", "lora_embedding_A") else shape[-1]
         if tuple(shape) != _expected_shape(part, r, dims[module]):
             wrong.append((module, part, tuple(shape), dims[module]))
-    made_for = config.get("base_model_name_or_path") or "not recorded"
+    made_for = base_of(config) or "not recorded"
     todo = (
         f"The adapter's config names its base model: {made_for}. Load that model before the "
         "adapter, or train a new adapter on this base."
@@ -181,14 +181,15 @@ def _check_vocabulary(base, path: Path, config: dict) -> None:
         raise CourseError(
             f"The tokenizer saved with the adapter in {path} has a vocabulary of {n_tokens:,} "
             f"tokens, but this model embeds only {rows:,}: the adapter was trained on another base "
-            f"({config.get('base_model_name_or_path') or 'not recorded'}). Load that base model "
+            f"({base_of(config) or 'not recorded'}). Load that base model "
             "and its tokenizer, or retrain the adapter on this one."
         )
 
 
 def _warn_other_base(base, config: dict, path: Path) -> None:
-    theirs, ours = config.get("base_model_name_or_path"), getattr(base, "name_or_path", "")
-    if theirs and ours and not same_model(theirs, ours):
+    ours = getattr(base, "name_or_path", "")
+    theirs = other_base(config, ours)
+    if theirs:
         warnings.warn(
             f"The adapter in {path} was trained on {theirs}, and you load it onto {ours}. The "
             "shapes fit, so it loads, but an adapter only does its job on the base it learned on.",
@@ -230,8 +231,8 @@ def _why_train(path: Path, profile) -> str | None:
     """The reason an adapter folder cannot be used with this profile's base model, if any."""
     if not is_complete(path):
         return "missing"
-    made_for = json.loads((path / CONFIG_FILE).read_text()).get("base_model_name_or_path") or ""
-    if made_for and not same_model(made_for, profile.model_path):
+    made_for = other_base(json.loads((path / CONFIG_FILE).read_text()), profile.model_path)
+    if made_for:
         return f"trained on {made_for}, not on {profile.model}"
     base_weights = Path(profile.model_path) / "model.safetensors"
     if profile.is_local and base_weights.is_file():
@@ -257,11 +258,12 @@ def ensure_adapters(tasks: list[str], profile, ledger=None) -> dict[str, Path]:
 
     Training uses `ftcourse.train.train` with the profile's budget (so `profile.with_overrides(
     max_steps=...)` trains a quicker, weaker adapter). A folder trained on another base, or older
-    than the base model's weights, is trained again. A `ftcourse.memory.Ledger` counts each
+    than the base model's weights, is trained again. A `ftcourse.ledger.Ledger` counts each
     training run while it lasts.
     """
     from ftcourse.paths import output_dir
-    from ftcourse.train import RunConfig, train
+    from ftcourse.runfile import RunConfig
+    from ftcourse.train import train
 
     folders = {}
     for task in tasks:
@@ -296,7 +298,7 @@ def inference_base(profile):
     stand-in, to run the same code). On cpu-tiny it is dequantized: the same rounded values in the
     compute dtype, which a CPU multiplies faster than it unpacks nf4.
     """
-    from ftcourse.train import load_model
+    from ftcourse.trainer import load_model
 
     model, tokenizer = load_model(profile, method="qlora")
     if not profile.gpu_path:

@@ -1,14 +1,17 @@
 """Model architectures: the config.json of each model the course talks about, bundled for offline use.
 
 Only `config.json` files (a few hundred bytes each, no weights) live in `data/architectures/`;
-building a model from one on PyTorch's meta device gives exact parameter counts without
-downloading anything. Where each file came from is written in `data/architectures/README.md`.
+building a model from one on PyTorch's meta device (`meta_model`, built once per config and shared
+by `ftcourse.lora` and `ftcourse.memory`) gives exact parameter counts without downloading anything.
+Where each file came from is written in `data/architectures/README.md`.
 """
 
 from __future__ import annotations
 
 from ftcourse.errors import CourseError
 from ftcourse.paths import ARCHITECTURES_DIR
+
+_META_MODELS: dict = {}  # memo: config JSON -> the model it describes, on the meta device
 
 # Short name (the file's stem) -> the Hub repository whose config.json the file reproduces.
 HUB_IDS: dict[str, str] = {
@@ -43,6 +46,21 @@ def load_architecture(name: str):
             "or add its config.json to data/architectures/ with its source in the README there."
         )
     return AutoConfig.from_pretrained(path)
+
+
+def meta_model(config):
+    """The model a config describes, built on the meta device: shapes only, no memory, no download.
+
+    Built once per config (its JSON is the key) and shared: treat it as read-only.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    key = config.to_json_string(use_diff=False)
+    if key not in _META_MODELS:
+        with torch.device("meta"):
+            _META_MODELS[key] = AutoModelForCausalLM.from_config(config)
+    return _META_MODELS[key]
 
 
 def tiny_llama_config(**overrides):

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TASKS = ("polite", "bugfix")
+from ftcourse.tasks import SCORED
 
 
 def _per_task(value=None) -> dict:
-    return {task: value for task in TASKS}
+    return {task: value for task in SCORED}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from ftcourse.errors import CourseError
 
 GGUF_TYPES = ("f32", "f16", "q8_0")
 EXTRA = 'pip install -e ".[export]"'
-METHODS = ("qlora", "lora")  # what the adapter was trained with: which base weights it belongs to
 CONVERTER = "llama.cpp's convert_hf_to_gguf.py"
 CONVERTIBLE = ("llama",)  # the model types `write_gguf` converts
 
@@ -129,11 +128,11 @@ def base_profile(config: dict, profile_name: str | None = None):
     Several profiles may name one model folder (`t4` and its stand-in both end in
     qwen2.5-1.5b-instruct): the same path wins, then the same kind (a local folder or a Hub id).
     """
-    from ftcourse.profiles import PROFILES, choose_profile, same_model
+    from ftcourse.profiles import PROFILES, base_of, choose_profile, same_model
 
     if profile_name:
         return choose_profile(profile_name)
-    base = config.get("base_model_name_or_path") or ""
+    base = base_of(config)
     chosen = choose_profile()
     if not base:
         return chosen
@@ -160,11 +159,11 @@ def merged_model(adapter_dir: str | Path, profile, method: str = "qlora"):
     original base in the compute dtype.
     """
     from ftcourse.adapters import inference_base, load_adapter
-    from ftcourse.memory import is_4bit
-    from ftcourse.train import load_model
+    from ftcourse.ledger import is_4bit
+    from ftcourse.runfile import ADAPTER_METHODS, check_method
+    from ftcourse.trainer import load_model
 
-    if method not in METHODS:
-        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    check_method(method, ADAPTER_METHODS)  # what the adapter was trained with: its base weights
     if method == "qlora":
         base, tokenizer = inference_base(profile)
         base = base.dequantize() if is_4bit(base) else base

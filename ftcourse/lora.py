@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from ftcourse.architectures import meta_model
 from ftcourse.errors import CourseError
 
 
@@ -118,25 +119,16 @@ def lora_params_per_matrix(d_out: int, d_in: int, r: int) -> int:
     return r * (d_in + d_out)
 
 
-_SHAPES: dict[str, tuple[int, tuple[tuple[str, int, int], ...]]] = {}  # memo: config JSON -> shapes
-
-
 def _linear_shapes(config) -> tuple[int, tuple[tuple[str, int, int], ...]]:
-    """Total parameters and (name, out, in) of every nn.Linear, from a model built on meta."""
-    from transformers import AutoModelForCausalLM
-
-    key = config.to_json_string(use_diff=False)
-    if key not in _SHAPES:
-        with torch.device("meta"):  # shapes only: no memory, no weights, no download
-            model = AutoModelForCausalLM.from_config(config)
-        total = sum(p.numel() for p in model.parameters())  # tied embeddings count once
-        shapes = tuple(
-            (name, m.out_features, m.in_features)
-            for name, m in model.named_modules()
-            if isinstance(m, nn.Linear)
-        )
-        _SHAPES[key] = (total, shapes)
-    return _SHAPES[key]
+    """Total parameters and (name, out, in) of every nn.Linear of the model a config describes."""
+    model = meta_model(config)
+    total = sum(p.numel() for p in model.parameters())  # tied embeddings count once
+    shapes = tuple(
+        (name, m.out_features, m.in_features)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+    )
+    return total, shapes
 
 
 def count_parameters(config, target_modules: list[str] | tuple[str, ...], r: int) -> dict:

@@ -39,9 +39,9 @@ from torch.utils._pytree import tree_leaves
 
 from ftcourse.errors import CourseError
 from ftcourse.profiles import ATTENTION
+from ftcourse.runfile import check_method
 
 GB = 1e9
-METHODS = ("full", "lora", "qlora")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # Bytes of optimizer state per trainable parameter, by the name HF's `optim=` argument uses.
 # [8-bit Adam]: two 8-bit states plus one fp32 absmax per block of 256 values each.
@@ -157,29 +157,23 @@ def shape_of(config) -> Shape:
         ) from err
 
 
-_QUANTIZABLE: dict[str, tuple[int, ...]] = {}  # memo: config JSON -> sizes of the nf4 weights
-
-
 def quantized_weight_sizes(config) -> tuple[int, ...]:
     """Sizes of the weights bitsandbytes turns into nf4: every nn.Linear except those transformers
     skips (`get_keys_to_not_convert`: the lm_head, tied weights, the last module). Embeddings, norms
     and biases stay in 16-bit (or fp32). The model is built on the meta device: no memory, no download.
     """
-    from transformers import AutoModelForCausalLM
     from transformers.quantizers.base import get_keys_to_not_convert
 
-    key = config.to_json_string(use_diff=False)
-    if key not in _QUANTIZABLE:
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config)
-        skip = get_keys_to_not_convert(model)
-        _QUANTIZABLE[key] = tuple(
-            m.weight.numel()
-            for name, m in model.named_modules()
-            if type(m) is torch.nn.Linear
-            and not any(name == s or name.startswith(s + ".") for s in skip)
-        )
-    return _QUANTIZABLE[key]
+    from ftcourse.architectures import meta_model
+
+    model = meta_model(config)
+    skip = get_keys_to_not_convert(model)
+    return tuple(
+        m.weight.numel()
+        for name, m in model.named_modules()
+        if type(m) is torch.nn.Linear
+        and not any(name == s or name.startswith(s + ".") for s in skip)
+    )
 
 
 def nf4_bytes(numel: int, double_quant: bool = False) -> float:
@@ -331,8 +325,7 @@ def _autocast_copies(config, s: Shape, gradient_checkpointing: bool) -> int:
 
 
 def _check(method: str, optimizer: str, *dtypes: str) -> None:
-    if method not in METHODS:
-        raise CourseError(f"method must be one of {METHODS}, got {method!r}.")
+    check_method(method)
     if optimizer not in OPTIMIZER_BYTES:
         raise CourseError(f"optimizer must be one of {list(OPTIMIZER_BYTES)}, got {optimizer!r}.")
     for dtype in dtypes:
@@ -557,98 +550,3 @@ def measure_training_step(
     return Breakdown(
         **{name: float(sum(at_peak.get(k, 0) for k in part)) for name, part in parts.items()}
     )
-
-
-# ---------------------------------------------------------------- what a notebook holds
-
-
-def is_4bit(model) -> bool:
-    """Whether a model holds bitsandbytes 4-bit weights."""
-    return any(type(p).__name__ == "Params4bit" for p in model.parameters())
-
-
-def _weight_dtype(model) -> str:
-    """The dtype most of a model's weights are in (LoRA adapters may be fp32 on a bf16 base)."""
-    counts: dict = {}
-    for p in model.parameters():
-        if p.is_floating_point():
-            counts[p.dtype] = counts.get(p.dtype, 0) + p.numel()
-    return str(max(counts, key=counts.get)).removeprefix("torch.")
-
-
-class Ledger:
-    """The models and trainers a notebook holds, with the GPU memory they would need together.
-
-    Each tracked object is sized as it would be on the GPU the profile is planned for (a stand-in's
-    GPU profile, with that profile's real model and settings): a model by its weights in the form it
-    is in (4-bit, or its float dtype), a trainer by what training adds (gradients, optimizer state,
-    activations and logits at the profile's batch and length). The peak is the largest sum of the
-    objects alive together whenever one was added, plus the CUDA context: an estimate, from
-    `estimate`, of what a notebook reaches. Forward passes on a handful of prompts add little.
-
-        ledger = Ledger(profile)
-        model = ledger.track(load(...), "4-bit base")
-        del model; ledger.release()
-        assert "4-bit base" not in ledger.alive()
-    """
-
-    def __init__(self, profile):
-        from ftcourse.profiles import planned_for
-
-        self.profile, self.target = profile, planned_for(profile)
-        self.config = as_config(self.target.architecture or self.target.model_path)
-        self.on_gpu = self.target.needs_cuda
-        self._entries: dict[str, tuple[weakref.ref, float]] = {}
-        self.peak, self.at_peak = 0.0, ()
-
-    def track(self, obj, label: str):
-        """Record `obj` (a model or a Trainer) under `label`; return it unchanged."""
-        self._entries[label] = (weakref.ref(obj), self.size(obj))
-        now = self.total()
-        if now > self.peak:
-            self.peak, self.at_peak = now, tuple(self.alive())
-        return obj
-
-    def size(self, obj) -> float:
-        """The bytes `obj` would take on the planned GPU (see the class docstring)."""
-        t, dq = self.target, dict(double_quant=True)
-        if isinstance(obj, torch.nn.Module):
-            if is_4bit(obj):
-                return estimate_for_profile(t, self.config, method="qlora", **dq).weights
-            dtype = _weight_dtype(obj)
-            return estimate_for_profile(t, self.config, method="lora", weight_dtype=dtype).weights
-        # a Trainer: what training adds to the model it trains, at the profile's settings
-        ckpt = dict(gradient_checkpointing=t.gradient_checkpointing)
-        run = estimate_for_profile(t, self.config, **ckpt, **dq)
-        return run.total - run.weights - run.overhead
-
-    def alive(self) -> list[str]:
-        """Labels of the tracked objects that still exist."""
-        return [label for label, (ref, _) in self._entries.items() if ref() is not None]
-
-    def total(self) -> float:
-        """Bytes of what is alive now, plus the CUDA context on a GPU profile."""
-        held = sum(size for ref, size in self._entries.values() if ref() is not None)
-        return held + (CUDA_OVERHEAD_GB * GB if self.on_gpu else 0.0)
-
-    def release(self) -> list[str]:
-        """Collect garbage (a Trainer holds reference cycles), empty CUDA's cache; return `alive()`."""
-        import gc
-
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return self.alive()
-
-    def fits(self) -> bool:
-        """Whether the peak fits the GPU the profile is planned for (always true for a CPU profile)."""
-        return not self.on_gpu or self.peak <= self.target.gpu_gb * GB
-
-    def report(self) -> str:
-        """One line: the estimated peak, what was alive then, and the GPU it must fit."""
-        where = f"a {self.target.gpu_gb:g} GB GPU ({self.target.name})" if self.on_gpu else "RAM"
-        held = ", ".join(self.at_peak) or "nothing"
-        return (
-            f"estimated peak {self.peak / GB:.2f} GB of {where} with {self.target.model} "
-            f"(an estimate by ftcourse.memory): {held}"
-        )

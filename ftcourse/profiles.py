@@ -43,7 +43,7 @@ class Profile:
     needs_cuda: bool = False
     needs_bf16: bool = False
     min_gpu_gb: float = 0.0  # the smallest GPU the profile is chosen for automatically
-    gpu_gb: float = 0.0  # the GPU its notebooks are planned to fit (ftcourse.memory.Ledger checks)
+    gpu_gb: float = 0.0  # the GPU its notebooks are planned to fit (ftcourse.ledger.Ledger checks)
     gated: bool = False  # the Hub asks you to accept a licence before downloading
     opt_in: bool = False  # never chosen automatically: only by name (FTCOURSE_PROFILE)
     architecture: str = ""  # the bundled config (data/architectures) of a Hub model, for estimates
@@ -124,6 +124,19 @@ class Profile:
 def same_model(a: str, b: str) -> bool:
     """Whether two model paths name one model: paths differ between machines, so by folder name."""
     return Path(a).name.lower() == Path(b).name.lower()
+
+
+def base_of(config: dict) -> str:
+    """The base model a saved adapter's (or model's) config names; "" when it names none."""
+    return config.get("base_model_name_or_path") or config.get("_name_or_path") or ""
+
+
+def other_base(config: dict, model_path: str) -> str | None:
+    """The base `config` was trained on when it is not the model at `model_path`; else None."""
+    made_for = base_of(config)
+    if made_for and model_path and not same_model(made_for, model_path):
+        return made_for
+    return None
 
 
 def _looks_like_hub_id(model: str) -> bool:
