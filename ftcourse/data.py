@@ -1,4 +1,4 @@
-"""Dataset files: load, detect the format, validate, convert, split and save.
+"""Dataset records: detect the format, validate, convert, split and save (files: ftcourse.datafiles).
 
 Four record formats are understood:
   alpaca             {"instruction", "input", "output"}            single turn
@@ -14,128 +14,20 @@ course task as a `datasets.Dataset` is `ftcourse.tasks.load_task`'s.
 
 from __future__ import annotations
 
-import codecs
 import json
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftcourse.datafiles import FORMAT_KEYS, join_problems
+from ftcourse.datafiles import load_records as load_records  # read there, checked here
 from ftcourse.errors import CourseError
 
 SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 ROLES = ("system", "user", "assistant")
 MAX_CHARS = 20_000  # per text field; ~5,000 tokens, beyond every profile's max_length (2,048)
-MAX_PROBLEMS_SHOWN = 25
-FORMAT_KEYS = {
-    "alpaca": ("instruction", "output", "input"),
-    "sharegpt": ("conversations",),
-    "messages": ("messages",),
-    "prompt_completion": ("prompt", "completion"),
-}
-
-# ---------------------------------------------------------------- loading
-
-
-def load_records(path: str | Path) -> list:
-    """Read a .json (a list of records) or .jsonl (one record per line) file, with clear errors.
-
-    A UTF-8 byte-order mark at the start (what some Windows editors write) is skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CourseError(f"{path}: no such file. Check the path (relative to {Path.cwd()}).")
-    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    if not raw.strip():
-        raise CourseError(
-            f"{path}: the file is empty. Add records to it (one JSON object per line for .jsonl, "
-            "a list [{...}, {...}] for .json), or check that the path names the file you meant."
-        )
-    if path.suffix == ".jsonl":
-        return _parse_lines(raw, path)
-    text = _decode(raw, path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        if err.msg == "Extra data":  # several JSON values in a row: it is really JSONL
-            return _parse_lines(raw, path)
-        raise CourseError(
-            f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}). "
-            "A .json file must hold one list of records: [{...}, {...}]."
-        ) from None
-    if not isinstance(data, list):
-        what = (
-            f"an object with keys {sorted(data)}" if isinstance(data, dict) else type(data).__name__
-        )
-        raise CourseError(
-            f"{path}: the top level is {what}, not a list of records. Put the records in a list "
-            "([{...}, {...}]), or save one record per line as .jsonl."
-        )
-    return data
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise CourseError(
-            f"{path}, line {line}: byte 0x{raw[err.start]:02x} is not valid UTF-8. "
-            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.json > new.json`)."
-        ) from None
-
-
-def _parse_lines(raw: bytes, path: Path) -> list:
-    """JSONL: every line is parsed, and every bad line is reported, not only the first."""
-    records, problems = [], []
-    for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {lineno} (record {len(records)})"
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            problems.append(
-                f"{where}{_bad_utf8_field(line)}: byte 0x{line[err.start]:02x} is not "
-                "valid UTF-8. Re-save the file as UTF-8 (e.g. with `iconv`)."
-            )
-            records.append(None)
-            continue
-        try:
-            records.append(json.loads(text))
-        except json.JSONDecodeError as err:
-            problems.append(
-                f"{where}: not valid JSON ({err.msg}, column {err.colno}). Each line "
-                "of a .jsonl file must be one complete JSON object."
-            )
-            records.append(None)
-    if problems:
-        raise CourseError(_join_problems(problems))
-    return records
-
-
-def _bad_utf8_field(line: bytes) -> str:
-    """Name the field that holds the undecodable bytes, when the rest of the line is JSON."""
-    try:
-        record = json.loads(line.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError:
-        return ""
-    fields = [f for f, v in text_fields(record) if "\ufffd" in v]
-    return f", field {fields[0]!r}" if fields else ""
-
-
-def text_fields(value, prefix: str = "") -> Iterable[tuple[str, str]]:
-    """Every string inside a record, with its field path (e.g. `conversations[1].value`)."""
-    if isinstance(value, str):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from text_fields(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from text_fields(v, f"{prefix}[{i}]")
 
 
 def save_jsonl(records: list[dict], path: str | Path) -> Path:
@@ -219,20 +111,14 @@ def validate(records: list, source: str = "records", fmt: str | None = None) -> 
         raise CourseError(f"{source}: expected a list of records, got {type(records).__name__}.")
     if not records:
         raise CourseError(f"{source}: there are no records.")
-    fmt = fmt or detect_format(records)
+    try:
+        fmt = fmt or detect_format(records)
+    except CourseError as exc:
+        raise CourseError(f"{source}: {exc}") from None
     problems = find_problems(records, fmt)
     if problems:
-        raise CourseError(_join_problems([p.text(source) for p in problems]))
+        raise CourseError(join_problems([p.text(source) for p in problems]))
     return fmt
-
-
-def _join_problems(lines: list[str]) -> str:
-    if len(lines) == 1:
-        return lines[0]
-    shown = lines[:MAX_PROBLEMS_SHOWN]
-    more = len(lines) - len(shown)
-    tail = [f"... and {more} more problems."] if more > 0 else []
-    return f"{len(lines)} problem(s):\n" + "\n".join(["  " + s for s in shown] + tail)
 
 
 def _record_problems(record, fmt: str) -> list[tuple[str, str]]:
@@ -413,11 +299,11 @@ def to_messages(record: dict | list) -> list:
             p.text("to_messages") for i, r in enumerate(record) for p in _own_problems(r, i)
         ]
         if problems:
-            raise CourseError(_join_problems(problems))
+            raise CourseError(join_problems(problems))
         return [to_messages(r) for r in record]
     problems = _own_problems(record, 0)
     if problems:
-        raise CourseError(_join_problems([p.text("to_messages") for p in problems]))
+        raise CourseError(join_problems([p.text("to_messages") for p in problems]))
     fmt = record_format(record)
     if fmt == "alpaca":
         prompt = record["instruction"]

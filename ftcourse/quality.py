@@ -13,7 +13,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ftcourse.data import find_problems, record_format, shorten, text_fields, to_messages, words
+from ftcourse.data import find_problems, record_format, shorten, to_messages, words
+from ftcourse.datafiles import text_fields
 from ftcourse.tasks import curt_words, has_polite_marker
 
 

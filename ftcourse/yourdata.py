@@ -4,15 +4,19 @@
                              [--output-dir DIR] [--profile P] [--score module:function]
 
 The file is JSON or JSONL in any of the four formats `ftcourse.data` reads (Alpaca, ShareGPT,
-messages, prompt/completion). A record that breaks its format stops the run before anything loads,
-with the file, record and field named. The quality checklist (`ftcourse.quality`) then removes
+messages, prompt/completion), or CSV with a format's columns; compressed or not
+(`ftcourse.data.load_records` says which files it reads, and which it refuses with the command that
+converts them). A record that breaks its format stops the run before anything loads, with the
+file, record and field named. The quality checklist (`ftcourse.quality`) then removes
 duplicates, empty and over-long records, printing each one; a seeded 10% becomes the validation
 split. Training is the profile's recipe with the validation loss measured as it goes; the adapter
 saved is the checkpoint with the lowest validation loss. Every assistant turn carries loss, so a
 multi-turn chat teaches every answer in it. Beside the adapter go a model card (README.md) and the
 loss curves (loss.png). A scorer `module:function` (or `path/to/file.py:function`), called as
 `score(record, answer) -> bool` on each validation record, or on each record of a held-out
-`--test FILE` (records the model never trains on), adds an accuracy to the report.
+`--test FILE` (records the model never trains on), adds an accuracy to the report. A scorer that
+raises stops the command with the record it failed on named, once the adapter and its model card
+are saved.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ class Prepared:
     notes: list = field(repr=False)  # checklist notes about the whole file (e.g. its size)
     train: list[dict] = field(repr=False)
     validation: list[dict] = field(repr=False)
+    validation_at: list[int] = field(repr=False)  # each validation row's record number in the file
     test: list[dict] = field(default_factory=list, repr=False)  # --test: scored, never trained on
     test_path: Path | None = None
 
@@ -77,6 +83,12 @@ class Prepared:
         """The name of what `scored` holds, for the report."""
         return f"held-out accuracy on {self.test_path.name}" if self.test else "validation accuracy"
 
+    def scored_record(self, i: int) -> str:
+        """Which record of which file the i-th of `scored` is."""
+        if self.test:
+            return f"record {i} of {self.test_path.name}"
+        return f"record {self.validation_at[i]} of {self.path.name}"
+
 
 def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1) -> Prepared:
     """Read, validate, clean (printing nothing) and split a data file; records get `messages`."""
@@ -96,6 +108,8 @@ def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1)
     train_idx, validation_idx = split_records(rows, fraction, seed=0)
     removed = [r for r in report if r.index is not None]
     notes = [r for r in report if r.index is None]
+    gone = {r.index for r in removed}
+    at = [i for i in range(len(records)) if i not in gone]  # the checks keep the file's order
     return Prepared(
         path,
         fmt,
@@ -104,6 +118,7 @@ def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1)
         notes,
         [rows[i] for i in train_idx],
         [rows[i] for i in validation_idx],
+        [at[i] for i in validation_idx],
     )
 
 
@@ -166,6 +181,7 @@ class Report:
     n_scored: int
     scored_on: str
     samples: list[tuple[str, str, str]]  # (prompt, reference, answer)
+    score_error: str | None = None  # what the scorer raised, on which record, when it did
 
     @property
     def perplexity(self) -> float | None:
@@ -226,9 +242,7 @@ def measure(result, prepared: Prepared, score: Callable | None) -> Report:
     budget = answer_budget(tokenizer, prepared.train + prepared.scored)
     prompts = [prompt_messages(r["messages"]) for r in records]
     answers = generate(model, tokenizer, prompts, budget, 16, progress=bool(score))
-    accuracy = None
-    if score:
-        accuracy = sum(bool(score(r, a)) for r, a in zip(records, answers)) / len(records)
+    accuracy, score_error = _accuracy(score, records, answers, prepared) if score else (None, None)
     samples = [
         (p[-1]["content"], r["messages"][-1]["content"], a)
         for p, r, a in list(zip(prompts, records, answers))[:SAMPLES_SHOWN]
@@ -243,14 +257,41 @@ def measure(result, prepared: Prepared, score: Callable | None) -> Report:
         len(records) if score else 0,
         scored_on,
         samples,
+        score_error,
     )
+
+
+def _accuracy(score: Callable, records: list[dict], answers: list[str], prepared: Prepared):
+    """(share of answers `score` accepts, None); when it raises: (None, what it raised and where)."""
+    right = 0
+    for i, (record, answer) in enumerate(zip(records, answers)):
+        try:
+            right += bool(score(record, answer))
+        except Exception as exc:  # the learner's code: named with its record, not a traceback
+            said = _one_line(f"{type(exc).__name__}: {exc}".removesuffix(": "), 200)
+            name = getattr(score, "__name__", "score")
+            return None, (
+                f"your scorer {name} raised {said} ({_raised_at(exc, score)}) on "
+                f"{prepared.scored_record(i)}"
+            )
+    return right / len(records), None
+
+
+def _raised_at(exc: Exception, score: Callable) -> str:
+    """`file.py, line N`: the scorer's line the exception came from (else the innermost line)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = getattr(getattr(score, "__code__", None), "co_filename", None)
+    frame = next((f for f in reversed(frames) if f.filename == own), frames[-1])
+    return f"{Path(frame.filename).name}, line {frame.lineno}"
 
 
 def model_card(prepared: Prepared, report: Report, run, profile) -> str:
     """README.md for the adapter folder: base model, data, settings, losses, time, samples."""
     loss = "not measured" if report.best_eval_loss is None else f"{report.best_eval_loss:.3f}"
     accuracy = (
-        "no scorer given"
+        f"not measured: {report.score_error}"
+        if report.score_error
+        else "no scorer given"
         if report.accuracy is None
         else f"{report.accuracy:.1%} ({report.scored_on}, n={report.n_scored})"
     )
@@ -347,7 +388,11 @@ def start(run, data: str | Path, score: str | None = None, test: str | Path | No
 
 
 def finish(result, prepared: Prepared, scorer, run) -> Report:
-    """After training: measure, then (main process) write the card and the plot and print the report."""
+    """After training: measure, then (main process) write the card and the plot and print the report.
+
+    A scorer that raises is a `CourseError` naming the record, raised once the adapter, its card
+    and its plot are saved: training is never lost to a bug in the scorer.
+    """
     from ftcourse.profiles import choose_profile
 
     report = measure(result, prepared, scorer)
@@ -356,6 +401,12 @@ def finish(result, prepared: Prepared, scorer, run) -> Report:
         write_outputs(result.output_dir, prepared, report, result, run, profile)
         print("\n".join(report.lines()))
         print(f"saved to {result.output_dir} (adapter, README.md, loss.png)")
+    if report.score_error:
+        raise CourseError(
+            f"{report.score_error}, so no accuracy was measured. The adapter and its model card "
+            f"are saved in {result.output_dir}; fix the scorer and run the same command again to "
+            "score it."
+        )
     return report
 
 

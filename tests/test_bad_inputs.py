@@ -2,7 +2,9 @@
 
 Each row of CASES is the arguments of `python -m ftcourse.train` (files of the corpus, run from inside
 tests/bad_inputs/) and the words its one `error:` line must hold: the file, the place (line,
-record, key) and what to do. A new case is a small file there and a row here.
+record, key) and what to do; a row whose one entry starts with "error: " is the whole line. A new
+case is a small file there and a row here. The files of READABLE (another encoding, a CSV, a
+compressed file) hold the records of accents.jsonl, and are read as it is.
 """
 
 import errno
@@ -17,10 +19,12 @@ from pathlib import Path
 import pytest
 from transformers import Trainer, TrainerCallback
 
+from ftcourse.checkpoints import save_trained
 from ftcourse.data import load_records
 from ftcourse.errors import EXIT_BAD_INPUT, CourseError
 from ftcourse.paths import partial_dir, replace_dir
-from ftcourse.train import EXIT_INTERRUPTED, RunConfig, main, save_trained, train_with_callbacks
+from ftcourse.runfile import RunConfig
+from ftcourse.train import EXIT_INTERRUPTED, main, train_with_callbacks
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "bad_inputs"
@@ -79,6 +83,109 @@ CASES = [
         f"{RUN} --output-dir bom.json/adapter",  # a folder inside a file: it cannot be made
         ["cannot write to the output folder bom.json/adapter (Not a directory)", "--output-dir"],
     ),
+    (
+        "--data cp1252.jsonl",  # what Windows editors save as "ANSI"
+        [
+            "error: cp1252.jsonl, line 1 (record 0), field 'input': byte 0xe9 (offset 73) is not "
+            "valid UTF-8: the file seems to be in Windows-1252 (cp1252), not UTF-8. Convert it "
+            "with `iconv -f cp1252 -t utf-8 cp1252.jsonl > cp1252-utf8.jsonl` and use "
+            "cp1252-utf8.jsonl.\n"
+        ],
+    ),
+    (
+        "--data excel.csv",  # what Excel saves as plain "CSV"
+        [
+            "error: excel.csv, line 2: byte 0xe9 (offset 70) is not valid UTF-8: the file seems "
+            "to be in Windows-1252 (cp1252), not UTF-8. Convert it with `iconv -f cp1252 -t utf-8 "
+            "excel.csv > excel-utf8.csv` and use excel-utf8.csv.\n"
+        ],
+    ),
+    (
+        "--data stray-byte.jsonl",  # UTF-8 but for one byte: converting the file would garble it
+        [
+            "error: stray-byte.jsonl, line 3 (record 2), field 'input': byte 0xe9 is not valid "
+            "UTF-8, though the rest of the file is. Retype the text there, or save the file again "
+            "as UTF-8.\n"
+        ],
+    ),
+    (
+        "--data cut-utf16.jsonl",
+        [
+            "error: cut-utf16.jsonl: read as UTF-16 (as its first bytes say), the file breaks at "
+            "byte offset 904 (truncated data): it is cut short or mixes encodings. Save it again "
+            "as UTF-8.\n"
+        ],
+    ),
+    (
+        "--data questions.csv",
+        [
+            "error: questions.csv, line 1 (the header): the columns ['question', 'answer'] are "
+            "not those of a known format. Name them instruction, input (optional), output "
+            "(Alpaca) or prompt, completion.\n"
+        ],
+    ),
+    (
+        "--data cells.csv",
+        [
+            "error: cells.csv, line 2 (record 0): 4 cells, but the header has 3 columns. Put a "
+            "cell that holds a comma or a line break in double quotes, and double each quote "
+            'inside a cell ("").\n'
+        ],
+    ),
+    (
+        "--data cut.jsonl.gz",
+        [
+            "error: cut.jsonl.gz: a gzip file that cannot be decompressed (Compressed file ended "
+            "before the end-of-stream marker was reached): it is cut short or damaged. Download "
+            "it or compress it again.\n"
+        ],
+    ),
+    (
+        "--data two-files.zip",
+        [
+            "error: two-files.zip: the zip archive holds 2 data files (train.jsonl, test.jsonl), "
+            "not one. Extract the one you mean (e.g. `unzip two-files.zip train.jsonl`) and pass "
+            "it.\n"
+        ],
+    ),
+    (
+        "--data accents.tar.gz",
+        [
+            "error: accents.tar.gz: a tar archive. Extract it (`tar -xf accents.tar.gz`) and "
+            "pass the data file inside.\n"
+        ],
+    ),
+    (
+        "--data accents.jsonl.zst",
+        [
+            "error: accents.jsonl.zst: a zstd-compressed file. Decompress it (`zstd -d "
+            "accents.jsonl.zst`) and pass the result.\n"
+        ],
+    ),
+    (
+        "--data accents.parquet",
+        [
+            "error: accents.parquet: a Parquet file. Convert it to JSON lines, e.g. `python -c "
+            "\"import pandas; pandas.read_parquet('accents.parquet').to_json('accents.jsonl', "
+            "orient='records', lines=True, force_ascii=False)\"`, and pass accents.jsonl.\n"
+        ],
+    ),
+    (
+        "--data sheet.xlsx",
+        [
+            "error: sheet.xlsx: an Excel workbook. Save it as CSV (in Excel: File > Save As > CSV "
+            "UTF-8) and pass the .csv file.\n"
+        ],
+    ),
+]
+READABLE = [
+    "accents-utf16.jsonl",  # what Windows Notepad saves as "Unicode": a byte-order mark, UTF-16
+    "accents-utf16-nobom.json",  # UTF-16 without the mark: JSON's NUL-byte rule says which
+    "accents.csv",  # what Excel saves as "CSV UTF-8": a byte-order mark, CRLF, quoted cells
+    "accents.jsonl.gz",
+    "accents.json.bz2",
+    "accents.csv.xz",
+    "accents.zip",  # one data file inside (and what macOS adds, skipped)
 ]
 
 
@@ -107,7 +214,7 @@ def said(err: str, start: str) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0].split()[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c[0].split()[c[0].startswith("-")] for c in CASES])
 def test_bad_input_gets_one_error_line_and_status_2(case, corpus, capsys):
     args, words = case
     argv = args.split()
@@ -159,6 +266,18 @@ def test_files_with_a_byte_order_mark_load():
     assert (run.task, run.data_dir) == ("polite", "bom-data")  # the first key, right after the mark
 
 
+@pytest.mark.parametrize("name", READABLE)
+def test_other_encodings_csv_and_compressed_files_are_read(name, corpus, capsys):
+    lines = (BAD / "accents.jsonl").read_text(encoding="utf-8").splitlines()
+    assert load_records(name) == [json.loads(line) for line in lines]  # accents, emoji and all
+    # the command reads them too: its three records, then too few to train on
+    assert main(["--data", name, "--output-dir", str(corpus)]) == EXIT_BAD_INPUT
+    assert error_line(capsys) == (
+        f"error: {name}: 3 records left after the quality checklist (of 3); training needs at "
+        "least 10. Add records, or see what was removed above.\n"
+    )
+
+
 def test_a_byte_order_mark_inside_a_file_is_still_an_error(tmp_path):
     path = tmp_path / "mid.jsonl"
     path.write_bytes(b'{"instruction": "a", "output": "b"}\n\xef\xbb\xbf{"instruction": "c"}\n')
@@ -175,15 +294,46 @@ def test_a_folder_of_other_files_is_never_replaced(corpus, capsys):
     assert (corpus / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="no /sys: not Linux")
 def test_a_read_only_output_folder_is_refused_before_training(corpus, capsys):
-    corpus.mkdir(parents=True)
-    corpus.chmod(0o500)
-    try:
-        assert main([RUN, "--output-dir", str(corpus)]) == EXIT_BAD_INPUT
-    finally:
-        corpus.chmod(0o700)
-    assert f"cannot write to the output folder {corpus} (Permission denied)" in error_line(capsys)
+    """A folder inside /sys, where no one can write, root included (chmod does not stop root)."""
+    folder = Path("/sys/ftcourse-adapter")
+    with pytest.raises(OSError) as denied:  # what this system says, e.g. "Operation not permitted"
+        folder.mkdir()
+    assert main([RUN, "--output-dir", str(folder)]) == EXIT_BAD_INPUT
+    assert error_line(capsys) == (
+        f"error: cannot write to the output folder {folder} ({denied.value.strerror}). Choose a "
+        "folder you can write to (output_dir, --output-dir), or fix its permissions.\n"
+    )
+
+
+def test_a_scorer_that_raises_names_the_record_and_the_trained_adapter_is_kept(
+    corpus, capsys, tmp_path
+):
+    scorer = tmp_path / "rules.py"  # a file of the learner's: where it raised is named
+    scorer.write_text((BAD / "scorer_raises.py").read_text())
+    data = "sorting-with-copies.jsonl"  # records 2 and 3 copy 0 and 1: the checklist drops them
+    argv = ["--data", data, "--score", f"{scorer}:score", "--max-steps", "1"]
+    assert main([*argv, "--output-dir", str(corpus)]) == EXIT_BAD_INPUT
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "removed 2 (2 by drop_exact_duplicates)" in out
+    card = (corpus / "README.md").read_text()
+    shown = re.search(r"\*\*prompt:\*\* (.*)", card)[1]  # the first record scored
+    number = next(
+        i
+        for i, r in enumerate(load_records(data))
+        if " ".join(f"{r['instruction']} {r['input']}".split()) == shown
+    )
+    raised = (
+        f"your scorer score raised KeyError: 'answer' (rules.py, line 6) on record {number} of "
+        f"{data}"
+    )
+    assert said(err, "error: ") == (
+        f"error: {raised}, so no accuracy was measured. The adapter and its model card are saved "
+        f"in {corpus}; fix the scorer and run the same command again to score it."
+    )
+    assert f"- Accuracy (your scorer): not measured: {raised}\n" in card
+    assert (corpus / "adapter_model.safetensors").is_file() and (corpus / "loss.png").is_file()
 
 
 def fake_checkpoint(folder: Path, **config) -> Path:

@@ -81,22 +81,26 @@ def test_the_saved_adapter_is_the_checkpoint_with_the_lowest_validation_loss(tmp
 
     from ftcourse.adapters import inference_base
     from ftcourse.profiles import get_profile
-    from ftcourse.train import RunConfig, sft_config, sft_trainer_class, train_on_file
+    from ftcourse.runfile import RunConfig
+    from ftcourse.train import train_on_file
+    from ftcourse.trainer import sft_config, sft_trainer_class
     from ftcourse.yourdata import _dataset, prepare
 
     data = _write(tmp_path / "sorting.json", _records("alpaca"), jsonl=False)  # .json works too
     overrides = {"max_steps": 8, "learning_rate": 3e-2}
     run = RunConfig(task="sorting", profile="cpu-tiny", output_dir=str(tmp_path / "a"))
     run.profile_overrides, run.eval_samples = overrides, 0
-    report = train_on_file(run, data, f"{__file__}:score_sorted")
-    assert "validation accuracy (your scorer):" in capsys.readouterr().out
-    assert report.n_scored == 3 and 0 <= report.accuracy <= 1
+    report = train_on_file(run, data, f"{__file__}:score_early_first_word")
+    assert "validation accuracy (your scorer): 66.7% (n=3)" in capsys.readouterr().out
     assert report.best_step < report.steps == 8  # overshot: an earlier checkpoint was best
 
     profile = get_profile("cpu-tiny")
     base, tokenizer = inference_base(profile)
     saved = PeftModel.from_pretrained(base, str(tmp_path / "a"))
-    validation = _dataset(prepare(data, tokenizer, profile.max_length).validation)
+    validation_records = prepare(data, tokenizer, profile.max_length).validation
+    right = [score_early_first_word(r, "") for r in validation_records]
+    assert report.n_scored == 3 and report.accuracy == sum(right) / 3 == 2 / 3  # each record scored
+    validation = _dataset(validation_records)
     args = sft_config(profile, tmp_path / "eval", eval_strategy="no")
     trainer = sft_trainer_class()(
         model=saved,
@@ -138,6 +142,11 @@ def score_sorted(record: dict, answer: str) -> bool:
     return answer.split() == reference.split()
 
 
+def score_early_first_word(record: dict, answer: str) -> bool:
+    """A scorer whose verdicts the test knows: right when the first word to sort is before "m"."""
+    return record["instruction"].split()[3] < "m"
+
+
 def test_a_malformed_record_stops_the_command_with_one_line_naming_it(tmp_path, capsys):
     records = _records("alpaca")
     records[7] = {"instruction": "Sort these words: a b c", "input": "", "output": 3}
@@ -169,6 +178,8 @@ def test_a_run_is_named_after_its_file_or_its_folder_for_a_generic_file_name():
     assert default_name("my/chats.jsonl") == "chats"
     assert default_name("data/python_qa/train.jsonl") == "python_qa"
     assert default_name("train.jsonl") == "train"
+    assert default_name("my/chats.csv.xz") == "chats"  # a compressed file by its data file's name
+    assert default_name("data/python_qa/train.jsonl.gz") == "python_qa"
 
 
 def test_run_file_and_data_file_are_one_or_the_other(capsys):
@@ -207,7 +218,8 @@ def test_a_step_budget_is_checked_eight_times_and_an_epoch_budget_each_epoch():
 def test_python_qa_trains_with_loss_on_every_assistant_turn_of_a_chat(tmp_path):
     """The multi-turn ShareGPT task trains; in each chat every answer carries loss, no question."""
     from ftcourse.data import load_records, to_messages
-    from ftcourse.train import RunConfig, train
+    from ftcourse.runfile import RunConfig
+    from ftcourse.train import train
     from ftcourse.yourdata import _dataset
 
     records = load_records("data/python_qa/train.jsonl")
