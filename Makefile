@@ -1,5 +1,7 @@
 # The two commands of the README:  `make course` runs every notebook, `make test` runs every test.
 PYTHON ?= python3
+# the course's notebooks, as ftcourse.paths.NOTEBOOK_GLOB
+NOTEBOOK_GLOB := [0-9][0-9]*_*.ipynb
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch on Linux x86_64 with this tag; override e.g. TORCH_SPEC="torch" on a GPU box.
@@ -11,7 +13,8 @@ export MPLBACKEND ?= Agg
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
 .PHONY: install install-export course publish-times test lint format notebooks-test standin-test unit-test \
-	browser-test constraints clean base-model sweep train-speed determinism colab-cells
+	browser-test lane-training lane-deep-dive lane-others lane-after-04 lane-checks \
+	constraints clean base-model sweep train-speed determinism colab-cells
 
 install: $(VENV)/.installed
 
@@ -37,14 +40,51 @@ course: install
 publish-times: install
 	$(BIN)/python scripts/run_course.py --publish
 
-# The GPU profiles' CPU stand-ins (ftcourse/standins.py): every notebook and solution once each
+# The GPU profiles' CPU stand-ins (ftcourse/standins.py) run the notebooks whose code reads the
+# profile (scripts/profile_notebooks.py decides from the code; the others run alike everywhere)
 STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin
 # a cell that runs this long has hung: fail it instead of the whole CI run
 NBVAL = $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
-	-p no:cacheprovider notebooks
+	-p no:cacheprovider
 
-# CI installs the export extra too, so the GGUF tests and notebook 07's llama.cpp cells run there
-test: install install-export lint unit-test notebooks-test standin-test browser-test
+# `make test`: install, lint, then three lanes side by side on the machine's two cores, each a chain
+# of stages: the notebooks on cpu-tiny that train (02 writes the splits 04 trains on; 04b reuses
+# 04's bugfix adapter), the other notebooks (05 and 06 wait for 04's adapters), and the unit tests,
+# the stand-ins and the browser. A stage's output goes to build/test-logs/; the console shows each
+# stage's start and end with its wall time, then a table of them. OMP_WAIT_POLICY=PASSIVE: torch's
+# waiting OpenMP threads sleep instead of spinning on a core another lane needs.
+# CI installs the export extra too, so the GGUF tests and notebook 07's llama.cpp cells run there.
+STAGE = scripts/stage.sh
+NOTEBOOKS := $(sort $(wildcard notebooks/$(NOTEBOOK_GLOB))) \
+	$(sort $(wildcard notebooks/solutions/$(NOTEBOOK_GLOB)))
+NB_TRAINING := notebooks/02_data.ipynb notebooks/04_qlora_training.ipynb
+NB_DEEP_DIVE := notebooks/04b_debugging_a_fine_tune.ipynb
+NB_AFTER_04 := notebooks/05_inference_and_adapters.ipynb notebooks/06_capstone.ipynb
+NB_OTHERS := $(filter-out $(NB_TRAINING) $(NB_DEEP_DIVE) $(NB_AFTER_04),$(NOTEBOOKS))
+
+test:
+	@rm -rf build/test-logs
+	@$(STAGE) install $(MAKE) --no-print-directory install
+	@$(STAGE) install-export $(MAKE) --no-print-directory install-export
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@status=0; OMP_WAIT_POLICY=PASSIVE $(MAKE) --no-print-directory -j3 \
+	  lane-deep-dive lane-after-04 lane-checks || status=$$?; \
+	  $(STAGE) --summary; exit $$status
+
+lane-training:
+	@$(STAGE) notebooks-02-04 $(NBVAL) $(NB_TRAINING)
+lane-deep-dive: lane-training
+	@$(STAGE) notebooks-04b $(NBVAL) $(NB_DEEP_DIVE)
+lane-others:
+	@$(STAGE) notebooks-others $(NBVAL) $(NB_OTHERS)
+lane-after-04: lane-training lane-others
+	@$(STAGE) notebooks-05-06 $(NBVAL) $(NB_AFTER_04)
+lane-checks:
+	@$(STAGE) unit-tests $(MAKE) --no-print-directory unit-test
+	@for p in $(STANDINS); do \
+	  $(STAGE) notebooks-$$p $(MAKE) --no-print-directory standin-test STANDINS=$$p || exit $$?; \
+	done
+	@$(STAGE) browser $(MAKE) --no-print-directory browser-test
 
 lint: install
 	$(BIN)/ruff check .
@@ -54,12 +94,13 @@ unit-test: install
 	$(BIN)/python -m pytest -q --ignore=tests/browser tests; $(PYTEST_RC)
 
 notebooks-test: install
-	$(NBVAL); $(PYTEST_RC)
+	$(NBVAL) $(NOTEBOOKS); $(PYTEST_RC)
 
 standin-test: install
 	@for p in $(STANDINS); do \
 	  echo "== notebooks on the $$p profile"; \
-	  FTCOURSE_PROFILE=$$p FTCOURSE_OUTPUT_DIR=$(CURDIR)/outputs/standins/$$p $(NBVAL) || exit $$?; \
+	  FTCOURSE_PROFILE=$$p FTCOURSE_OUTPUT_DIR=$(CURDIR)/outputs/standins/$$p \
+	    $(NBVAL) $$($(BIN)/python scripts/profile_notebooks.py) || exit $$?; \
 	done
 
 # The widgets in JupyterLab in headless Chromium (Debian's chromium, installed here when missing)
