@@ -28,8 +28,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # The export extra (gguf, llama-cpp-python) for `python -m ftcourse export --gguf` and its tests.
-# pip compiles llama.cpp for llama-cpp-python: ~12 CPU-minutes (15 min on a busy 2-core machine)
+# llama-cpp-python comes as source: its wheel is built once per version and build options, kept
+# outside the clone and reused by every later clone (pip's own cache would keep a wheel built with
+# other options). The options: GGML_NATIVE=OFF, a portable build (AVX2; no AMX, whose q8_0 kernels
+# crashed a native build on a CPU that lists AMX inside a virtual machine); LLAVA_BUILD=OFF, without
+# the multimodal library the course never loads. Building takes about 7 CPU-minutes.
+LLAMA_CPP_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' constraints.txt)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+LLAMA_WHEELS ?= $(HOME)/.cache/ftcourse/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell \
+	echo '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 install-export: install
+	@ls $(LLAMA_WHEELS)/*.whl > /dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) ($(LLAMA_CMAKE_ARGS)) into $(LLAMA_WHEELS)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -q --no-deps --no-cache-dir \
+	    "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(LLAMA_WHEELS).partial && \
+	  mv $(LLAMA_WHEELS).partial $(LLAMA_WHEELS); }
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[export]"
 
 # Runs every notebook; writes only under build/ (executed copies, HTML, course-times.md)

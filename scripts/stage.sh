@@ -10,7 +10,7 @@ LOGS="${FTCOURSE_TEST_LOGS:-build/test-logs}"
 mkdir -p "$LOGS"
 
 if [ "${1:-}" = "--summary" ]; then
-  echo "== make test, wall time per stage (two lanes run side by side after lint)"
+  echo "== make test, wall time per stage (after lint, three lanes run side by side)"
   printf '%-28s %8s %7s\n' stage seconds minutes
   total_start=$(sort -n "$LOGS"/*.start 2>/dev/null | head -1)
   for f in $(ls -tr "$LOGS"/*.seconds 2>/dev/null); do
