@@ -201,7 +201,7 @@ def dpo_config(profile, output_dir: str | Path, **overrides):
         bf16=profile.compute_dtype == "bfloat16",
         fp16=profile.compute_dtype == "float16",
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=profile.gradient_checkpointing,
+        activation_checkpointing=profile.gradient_checkpointing,
         save_strategy="no",
         report_to="none",
         seed=0,

@@ -23,14 +23,14 @@ def fake_cuda(monkeypatch):
     return install
 
 
-@pytest.fixture
-def fixed_answers(monkeypatch):
+def answer_with(monkeypatch, pick) -> None:
     """Replace generation (`ftcourse.evaluate.generate`) by answers chosen per held-out prompt.
 
-    `install(pick)`: each prompt of a `polite` or `bugfix` test record is answered with
-    `pick(i, reference, model)`, a pair (answer, whether it stopped at EOS), where `i` is the
-    record's place in its test split and `reference` its reference answer. A prompt that is not a
-    test record's request (or that shows the reference answer) raises a KeyError.
+    Each prompt of a `polite` or `bugfix` test record is answered with `pick(i, reference, model)`,
+    a pair (answer, whether it stopped at EOS), where `i` is the record's place in its test split
+    and `reference` its reference answer. A prompt that is not a test record's request (or that
+    shows the reference answer) raises a KeyError. `monkeypatch` may be a module's or session's
+    (`pytest.MonkeyPatch.context()`), for generation inside a shared training run.
     """
     from ftcourse.tasks import load_task
 
@@ -39,18 +39,40 @@ def fixed_answers(monkeypatch):
         for i, r in enumerate(load_task(task, "test")):
             where[r["messages"][-2]["content"]] = (i, r["messages"][-1]["content"])
 
-    def install(pick):
-        def fake(
-            model, tokenizer, prompts, max_new_tokens=128, batch_size=16, progress=True, stops=None
-        ):
-            picked = [pick(*where[p[-1]["content"]], model) for p in prompts]
-            if stops is not None:
-                stops += [stopped for _, stopped in picked]
-            return [answer for answer, _ in picked]
+    def fake(
+        model, tokenizer, prompts, max_new_tokens=128, batch_size=16, progress=True, stops=None
+    ):
+        picked = [pick(*where[p[-1]["content"]], model) for p in prompts]
+        if stops is not None:
+            stops += [stopped for _, stopped in picked]
+        return [answer for answer, _ in picked]
 
-        monkeypatch.setattr("ftcourse.evaluate.generate", fake)
+    monkeypatch.setattr("ftcourse.evaluate.generate", fake)
 
-    return install
+
+@pytest.fixture
+def fixed_answers(monkeypatch):
+    """`answer_with` for one test: `install(pick)` replaces generation until the test ends."""
+    return lambda pick: answer_with(monkeypatch, pick)
+
+
+@pytest.fixture(scope="session")
+def polite_adapter(tmp_path_factory):
+    """A polite QLoRA adapter trained by the course for a few steps (moved enough to matter)."""
+    from ftcourse.runfile import RunConfig
+    from ftcourse.train import train
+
+    folder = tmp_path_factory.mktemp("adapter") / "polite"
+    run = RunConfig(
+        task="polite",
+        profile="cpu-tiny",
+        output_dir=str(folder),
+        eval_samples=0,
+        train_samples=64,
+        profile_overrides={"max_steps": 5, "learning_rate": 1e-2},
+    )
+    train(run)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ lora_B, so "the adapter changes the output" and "the logits match" can actually 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -246,28 +247,17 @@ def test_saved_adapter_gives_the_same_logits_in_a_fresh_plain_peft_process(tmp_p
 
 
 @pytest.mark.slow
-def test_adapter_trained_by_the_course_loads_in_plain_peft(tmp_path, monkeypatch):
+def test_adapter_trained_by_the_course_loads_in_plain_peft(polite_adapter, tmp_path):
     """The real path: ftcourse.train (QLoRA on the course's base) for a few steps, then plain peft."""
     from transformers import AutoModelForCausalLM
 
-    from ftcourse.train import RunConfig, train
-
-    monkeypatch.setattr(socket.socket, "connect", socket.socket.connect)  # trainer may probe
-    run = RunConfig(
-        task="polite",
-        output_dir=str(tmp_path / "polite"),
-        profile="cpu-tiny",
-        train_samples=16,
-        profile_overrides={"max_steps": 3, "learning_rate": 5e-2, "batch_size": 4},
-    )
-    train(run)
     model = AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR, dtype=torch.float32)
-    model = load_adapter(model, tmp_path / "polite").eval()
+    model = load_adapter(model, polite_adapter).eval()
     with torch.no_grad():
         here = model(IDS).logits
         with using_adapter(model, BASE):
             assert not torch.allclose(model(IDS).logits, here, atol=1e-4), "training moved B"
-    there = logits_in_fresh_process(BASE_MODEL_DIR, tmp_path / "polite", tmp_path)
+    there = logits_in_fresh_process(BASE_MODEL_DIR, polite_adapter, tmp_path)
     assert torch.allclose(here, there, atol=1e-5)
 
 
@@ -290,6 +280,56 @@ def test_why_train_missing_other_base_and_stale(tmp_path):
     assert _why_train(folder, profile).startswith("older than the base")
     os.utime(folder / "adapter_model.safetensors", None)
     assert _why_train(folder, profile) is None
+
+
+class CountingLedger:
+    """What `ensure_adapters` tells a `ftcourse.ledger.Ledger`: objects tracked, releases."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def track(self, obj, label: str) -> None:
+        self.events.append(label)
+
+    def release(self) -> None:
+        self.events.append("release")
+
+
+def test_ensure_adapters_trains_the_missing_one_with_the_profiles_budget_and_keeps_the_rest(
+    tmp_path, monkeypatch, capsys
+):
+    from ftcourse import train as ft_train
+    from ftcourse.adapters import ensure_adapters
+
+    monkeypatch.setattr(socket.socket, "connect", socket.socket.connect)  # trainer may probe
+    monkeypatch.setattr("ftcourse.paths.OUTPUT_DIR", tmp_path)
+    kept = tmp_path / "adapters" / "bugfix"
+    save_adapter(tiny_llama(), kept)  # complete, on this base, newer than its weights
+    config = json.loads((kept / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = PROFILES["cpu-tiny"].model_path
+    (kept / "adapter_config.json").write_text(json.dumps(config))
+    runs, real_train = [], ft_train.train
+
+    def train(run):  # the real training, on a few records: what matters is what it was asked
+        runs.append(run)
+        return real_train(dataclasses.replace(run, train_samples=16))
+
+    monkeypatch.setattr(ft_train, "train", train)
+    profile = PROFILES["cpu-tiny"].with_overrides(max_steps=2)
+    ledger = CountingLedger()
+    folders = ensure_adapters(["polite", "bugfix"], profile, ledger)
+    assert folders == {"polite": tmp_path / "adapters" / "polite", "bugfix": kept}
+    assert [(r.task, r.method, r.profile, r.eval_samples) for r in runs] == [
+        ("polite", "qlora", "cpu-tiny", 0)
+    ]
+    assert runs[0].profile_overrides == {"max_steps": 2} and runs[0].output_dir == str(
+        folders["polite"]
+    )
+    assert "adapter 'polite': missing; training it now (2 steps)" in capsys.readouterr().out
+    assert ledger.events == ["training polite: model", "training polite: trainer", "release"]
+    assert _why_train(folders["polite"], profile) is None, "a usable adapter of this base"
+    assert ensure_adapters(["polite", "bugfix"], profile) == folders and len(runs) == 1
+    assert capsys.readouterr().out == "", "nothing to train the second time"
 
 
 def test_overrides_carry_only_what_changed():

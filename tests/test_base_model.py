@@ -181,9 +181,9 @@ def test_made_up_words_replace_the_first_word_and_keep_the_edit(tokenizer):
         assert first.lower() in answer.lower(), (question, answer)  # copied, case changed or not
         assert " i " not in answer + " ", answer  # "Should I" keeps its capital I in a question
     assert len(firsts) > 30  # made up afresh each time
-    assert script.edit_chats(sentences, seed=5, pieces=pieces) == script.edit_chats(
-        sentences, seed=5, pieces=pieces
-    )
+    again = script.edit_chats(sentences * 20, seed=5, pieces=pieces)
+    assert again == chats, "the seed decides the words"
+    assert script.edit_chats(sentences * 20, seed=6, pieces=pieces) != chats
 
 
 def test_script_tiny_run_and_resume(tmp_path, capsys):
@@ -255,4 +255,5 @@ def test_edit_exercises_copy_the_sentence_with_one_edit():
             assert answer.startswith(f"{name}, ")
     kinds = {c[0]["content"].split()[0] for c in chats}
     assert kinds == {"Begin", "Address", "Remove", "End", "Turn"}
-    assert script.edit_chats(sentences, seed=3) == script.edit_chats(sentences, seed=3)
+    assert script.edit_chats(sentences * 20, seed=3) == chats, "the seed decides the edits"
+    assert script.edit_chats(sentences * 20, seed=4) != chats

@@ -18,7 +18,9 @@ def test_a_grid_entry_reads_its_settings_and_defaults(bench):
     assert bench.parse("steps=3") == {"lr": 5e-5, "beta": 0.1, "loss": "sigmoid", "steps": 3}
 
 
-def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(bench, tmp_path, monkeypatch):
+def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(
+    bench, tmp_path, monkeypatch, fixed_answers
+):
     import torch
     from trl import DPOTrainer
 
@@ -40,6 +42,13 @@ def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(bench, tmp_path,
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(DPOTrainer, "train", keep)
+    scored = []
+
+    def pick(i, reference, model):  # even records right; the last answer runs out of tokens
+        scored.append(model)
+        return (reference, True) if i % 2 == 0 else ("Do it now.", i < 3)
+
+    fixed_answers(pick)
     test = list(load_task("polite", "test"))[:4]
     result = bench.run_one(
         profile, folder, pairs, test, bench.parse("steps=3 lr=1e-3"), str(tmp_path)
@@ -50,4 +59,6 @@ def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(bench, tmp_path,
     moved = [n for n, p in trainers[0].before.items() if not torch.equal(p, after[n])]
     assert moved and all(".default." in n for n in moved)  # the reference copy never moves
     assert set(result) >= {"accuracy", "margin", "reward_accuracy", "chosen_logp", "seconds"}
-    assert 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
+    assert len(scored) == 4 and all(m is model for m in scored), "the model DPO trained is scored"
+    assert (result["accuracy"], result["stop"], result["failures"]["impolite"]) == (0.5, 0.75, 0.5)
+    assert result["seconds"] > 0

@@ -22,7 +22,7 @@ def test_the_plain_loop_trains_the_same_batches_and_lowers_the_loss(speed, tmp_p
 
 def test_one_measurement_and_its_table(speed, tmp_path):
     from ftcourse.profiles import get_profile
-    from ftcourse.train import ModelLoss
+    from ftcourse.trainer import ModelLoss
 
     profile = get_profile("cpu-tiny").for_task("polite")
     model_loss = speed._trainer(
@@ -32,9 +32,39 @@ def test_one_measurement_and_its_table(speed, tmp_path):
     assert not isinstance(
         speed._trainer(profile, "lora", "polite", 4, {}, str(tmp_path)), ModelLoss
     )
-    row = speed.measure(profile, "lora", "polite", steps=8, variant="model-loss", repeats=2)
-    assert row["profile"] == "cpu-tiny" and len(row["pair_ratios"]) == 2
-    assert min(row["pair_ratios"]) <= row["ratio"] <= max(row["pair_ratios"])  # their median
-    assert row["trl_steps_per_s"] > 0 and row["tokens_per_step"] > 0
+    row = speed.measure(profile, "lora", "polite", steps=8, variant="model-loss", repeats=1)
+    assert row["profile"] == "cpu-tiny" and row["trl_steps_per_s"] > 0
+    assert row["pair_ratios"] == [row["trl_steps_per_s"] / row["plain_steps_per_s"]]
+    assert row["tokens_per_step"] > profile.batch_size  # real tokens of the plain loop's batches
     text = speed.table([row])
     assert "| lora | model-loss |" in text and "trl / plain" in text
+
+
+def test_each_trl_run_is_divided_by_the_plain_run_right_after_it(speed, monkeypatch):
+    """Alternating pairs of known rates: each ratio is its own pair's, the figure their median."""
+    from ftcourse.profiles import get_profile
+
+    rates = iter([4.0, 2.0, 9.0, 3.0, 5.0, 4.0])  # trl, plain, trl, plain, trl, plain
+
+    def clock():
+        ticks, rate = speed._Clock(), next(rates)
+        ticks.times = [step / rate for step in range(1, speed.WARMUP + 11)]
+        return ticks
+
+    built = []
+
+    def trainer(profile, method, task, steps, sft, out):
+        built.append(sft)
+        return object()
+
+    monkeypatch.setattr(speed, "_trainer", trainer)
+    monkeypatch.setattr(speed, "time_trl", lambda trainer: (clock(), 7.0, []))
+    monkeypatch.setattr(speed, "time_plain", lambda trainer: (clock(), 5.0, [], 800))
+    row = speed.measure(
+        get_profile("cpu-tiny"), "lora", "polite", steps=8, variant="model-loss", repeats=3
+    )
+    assert built == [speed.VARIANTS["model-loss"], speed.VARIANTS[speed.BASELINE]] * 3
+    assert row["pair_ratios"] == pytest.approx([2.0, 3.0, 1.25])
+    assert row["ratio"] == pytest.approx(2.0)  # the median: their mean is 2.08, best / best 2.25
+    assert (row["trl_steps_per_s"], row["plain_steps_per_s"]) == pytest.approx((9.0, 4.0))
+    assert (row["tokens_per_step"], row["trl_wall_s"], row["plain_wall_s"]) == (100, 7.0, 5.0)

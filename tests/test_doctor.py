@@ -74,10 +74,18 @@ def test_bf16_profile_on_a_bf16_gpu_is_not_warned(monkeypatch, fake_cuda):
     for name in ("FTCOURSE_PROFILE", "FTCOURSE_DTYPE", "FTCOURSE_NO_BF16"):
         monkeypatch.delenv(name, raising=False)
     fake_cuda((9, 0), "NVIDIA H200", 140e9)
-    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", lambda device: (True, device))
+    probed = []
+
+    def nf4_works(device):
+        probed.append(device)
+        return True, "nf4 round-trip error 0.080"
+
+    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", nf4_works)
     rep = report("gpu-24gb")
     assert rep.rows["bf16"] == "yes (compute capability 9.0)"
-    assert rep.rows["device"] == "CUDA: NVIDIA H200" and rep.rows["4-bit (nf4)"] == "works (cuda)"
+    assert probed == ["cuda"], "4-bit is tried on the GPU the course will use"
+    assert rep.rows["device"] == "CUDA: NVIDIA H200"
+    assert rep.rows["4-bit (nf4)"] == "works (nf4 round-trip error 0.080)"
     assert rep.rows["GPU memory"] == "126.0 GB free of 140.0 GB"
     assert rep.warnings == [] and "WARNING" not in str(rep)
 
@@ -100,12 +108,19 @@ def test_cli_doctor_runs_and_rejects_unknown_profile():
 
 
 def test_doctor_on_a_t4_says_bf16_no_and_picks_the_t4_profile(monkeypatch, fake_cuda):
-    monkeypatch.delenv("FTCOURSE_PROFILE", raising=False)
+    for name in ("FTCOURSE_PROFILE", "FTCOURSE_DTYPE", "FTCOURSE_NO_BF16"):
+        monkeypatch.delenv(name, raising=False)
     fake_cuda()
-    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", lambda device: (True, device))
     monkeypatch.setattr("ftcourse.profiles.is_offline", lambda: False)
+    broken = "RuntimeError: CUDA error: no kernel image is available for execution on the device"
+    monkeypatch.setattr("ftcourse.doctor.bnb_4bit_works", lambda device: (False, broken))
     rep = report()
     assert rep.rows["bf16"].startswith("no") and "7.5" in rep.rows["bf16"]
     assert rep.profile.name == "t4" and rep.rows["device"] == "CUDA: Tesla T4"
     assert rep.rows["compute"].startswith("float32") and "overflow" in rep.rows["compute"]
-    assert "GPU memory" in rep.rows
+    assert rep.rows["GPU memory"] == "14.2 GB free of 15.8 GB"
+    # a bitsandbytes build without this GPU's kernels: the row and a warning say 4-bit fails
+    assert rep.rows["4-bit (nf4)"] == f"FAILS ({broken})"
+    assert rep.warnings == [
+        "bitsandbytes 4-bit does not work here; QLoRA cells will fail. See the README."
+    ]

@@ -59,7 +59,7 @@ def test_perplexity_on_held_out_source_is_the_mean_window_loss():
 
 def test_generate_samples_at_a_temperature_and_is_greedy_without_one():
     from ftcourse.profiles import get_profile
-    from ftcourse.train import load_model
+    from ftcourse.trainer import load_model
 
     model, tokenizer = load_model(get_profile("cpu-tiny"), "lora")
     chats = [[{"role": "user", "content": f"def f{i}(x):"}] for i in range(4)]

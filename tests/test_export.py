@@ -30,21 +30,9 @@ HAS_GGUF = importlib.util.find_spec("gguf") is not None  # the export extra writ
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    """A polite QLoRA adapter trained by the course for a few steps (moved enough to matter)."""
-    from ftcourse.train import RunConfig, train
-
-    folder = tmp_path_factory.mktemp("adapter") / "polite"
-    run = RunConfig(
-        task="polite",
-        profile="cpu-tiny",
-        output_dir=str(folder),
-        eval_samples=0,
-        train_samples=64,
-        profile_overrides={"max_steps": 5, "learning_rate": 1e-2},
-    )
-    train(run)
-    return folder
+def adapter(polite_adapter):
+    """A polite QLoRA adapter trained by the course for a few steps (tests/conftest.py)."""
+    return polite_adapter
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +94,7 @@ def test_merged_model_is_the_adapter_model_in_plain_transformers(adapter, merged
     from peft import PeftModel
 
     from ftcourse.profiles import get_profile
-    from ftcourse.train import load_model
+    from ftcourse.trainer import load_model
 
     model, tokenizer = merged
     assert not [name for name, _ in model.named_modules() if "lora" in name]
@@ -279,6 +267,82 @@ def test_other_architectures_and_tokenizers_are_refused_with_what_to_use():
         pre_tokenizer(tokenizer)
 
 
+# ---------------------------------------------------------------- the base an adapter goes into
+
+
+def test_the_base_profile_is_the_named_one_else_the_one_whose_model_the_adapter_names(
+    tmp_path, monkeypatch
+):
+    """The same path wins, then the same kind of model (a folder or Hub id), then the same name."""
+    import warnings
+
+    from ftcourse.export import base_profile
+    from ftcourse.profiles import PROFILES, choose_profile
+
+    for name in ("FTCOURSE_PROFILE", "FTCOURSE_DTYPE", "FTCOURSE_FAST"):
+        monkeypatch.delenv(name, raising=False)
+
+    def profile_for(base: str | None, name: str | None = None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a GPU profile on a CPU is said, not refused
+            return base_profile({"base_model_name_or_path": base} if base else {}, name)
+
+    here = choose_profile().name
+    assert profile_for(None).name == here
+    assert profile_for("someone/other-model", "llama-3.1-8b-standin").name == "llama-3.1-8b-standin"
+    assert profile_for(PROFILES["t4-standin"].model_path).name == "t4-standin"
+    folder = tmp_path / "Qwen2.5-1.5B-Instruct"  # the t4 model's name, as a folder on this machine
+    folder.mkdir()
+    assert profile_for(str(folder)).name == "t4-standin"
+    assert profile_for("Qwen/Qwen2.5-1.5B-Instruct").name == "t4"
+    assert profile_for("/elsewhere/data/base-model").name == "cpu-tiny"  # another machine's path
+    other = profile_for("someone/other-model")
+    assert (other.name, other.model) == (here, "someone/other-model")
+    monkeypatch.setenv("FTCOURSE_DTYPE", "float16")  # the machine's settings still apply
+    assert profile_for(PROFILES["t4-standin"].model_path).compute_dtype == "float16"
+
+
+def lora_adapter(folder: Path) -> Path:
+    """A LoRA adapter on the course's full-precision base, B non-zero (as if trained)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(base, config)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_lora_adapter_is_merged_into_the_original_weights(tmp_path, capsys, conversations):
+    """`--method lora` merges into the base as it is; the default merges into the 4-bit base."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = lora_adapter(tmp_path / "adapter")
+    batch = batch_of(AutoTokenizer.from_pretrained(BASE_MODEL_DIR), conversations[:3])
+    logits = {}
+    for method in ("lora", "qlora"):
+        out = tmp_path / method
+        assert main(["export", str(folder), "--merged", str(out), "--method", method]) == 0
+        assert f"({method}); wrote:" in capsys.readouterr().out
+        with torch.no_grad():
+            logits[method] = AutoModelForCausalLM.from_pretrained(out).eval()(**batch).logits
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE_MODEL_DIR), folder)
+    with torch.no_grad():
+        as_trained = model.eval()(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    mask = batch["attention_mask"].bool()
+    assert (as_trained - base)[mask].abs().max() > 1e-2, "the adapter changes the model"
+    assert (logits["lora"] - as_trained)[mask].abs().max() < 1e-4
+    assert (logits["qlora"] - as_trained)[mask].abs().max() > 1e-3, "the 4-bit base is rounded"
+
+
 # ---------------------------------------------------------------- the command's errors
 
 
@@ -309,15 +373,15 @@ def fake_adapter(folder, base=str(BASE_MODEL_DIR)):
     return str(folder)
 
 
-def test_unwritable_destinations_are_refused(tmp_path, capsys):
+def test_unwritable_destinations_are_refused(tmp_path, capsys, monkeypatch):
     adapter = fake_adapter(tmp_path / "adapter")
     (tmp_path / "file").write_text("not a folder")
     under_a_file = str(tmp_path / "file" / "merged")
     assert "cannot write to the output folder" in error_of(
         capsys, adapter, "--merged", under_a_file
     )
-    if not HAS_GGUF:
-        return  # the GGUF file's checks come after the extra's
+    # the GGUF file's checks come after the extra's, checked in the next test: taken as installed
+    monkeypatch.setattr("ftcourse.export.require_gguf", lambda: None)
     merged = str(tmp_path / "merged")
     gguf = str(tmp_path / "file" / "model.gguf")
     assert "cannot write" in error_of(capsys, adapter, "--merged", merged, "--gguf", gguf)

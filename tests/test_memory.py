@@ -11,6 +11,7 @@ from ftcourse import CourseError, memory
 from ftcourse.architectures import tiny_llama_config
 from ftcourse.lora import count_parameters
 from ftcourse.profiles import ALL_LINEAR, PROFILES
+from ftcourse.runfile import METHODS
 
 # peft 0.21 calls transformers' deprecated `is_gradient_checkpointing`; the warning is theirs.
 pytestmark = pytest.mark.filterwarnings(
@@ -89,7 +90,7 @@ def test_cuda_overhead_only_on_gpu(llama):
 # ---------------------------------------------------------------- behaviour
 
 
-@pytest.mark.parametrize("method", memory.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_monotonic_in_batch_and_sequence_length(llama, method, checkpointing):
     def total(**kw):
@@ -102,7 +103,7 @@ def test_monotonic_in_batch_and_sequence_length(llama, method, checkpointing):
 
 
 def test_methods_order_and_checkpointing_saves_activations(llama):
-    full, lora, qlora = (memory.estimate(llama, m, seq_len=1024) for m in memory.METHODS)
+    full, lora, qlora = (memory.estimate(llama, m, seq_len=1024) for m in METHODS)
     assert full.total > lora.total > qlora.total
     kept = memory.estimate(llama, "qlora", seq_len=1024, gradient_checkpointing=True)
     assert kept.activations < qlora.activations / 10
@@ -181,7 +182,7 @@ def _measure(model, seq_len: int, batch_size: int, vocab: int):
     return memory.measure_training_step(model, optimizer, ids)
 
 
-@pytest.mark.parametrize("method", memory.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_estimate_within_10_percent_of_a_real_step_on_the_base_model(method):
     """The cpu-tiny profile's model, length and LoRA settings; parameters, gradients and optimizer
     state counted from the real tensors, activations and logits as alive at the step's peak."""
@@ -261,9 +262,9 @@ def test_measurement_counts_4_bit_weights_with_their_constants(tiny_path):
 
 
 def test_ledger_sizes_models_for_the_planned_gpu_and_sees_what_was_freed():
-    from ftcourse.memory import Ledger
+    from ftcourse.ledger import Ledger
     from ftcourse.profiles import PROFILES, ensure_available
-    from ftcourse.train import load_model
+    from ftcourse.trainer import load_model
 
     profile = ensure_available(PROFILES["t4-standin"])  # a tiny Qwen standing in for the T4's
     ledger = Ledger(profile)
@@ -285,7 +286,7 @@ def test_ledger_sizes_models_for_the_planned_gpu_and_sees_what_was_freed():
 
 
 def test_ledger_on_a_cpu_profile_always_fits():
-    from ftcourse.memory import Ledger
+    from ftcourse.ledger import Ledger
     from ftcourse.profiles import PROFILES
 
     ledger = Ledger(PROFILES["cpu-tiny"])

@@ -1,5 +1,7 @@
 """Preference pairs: failure types, synthetic rejections, harvesting and validation."""
 
+import warnings
+
 import pytest
 
 from ftcourse import CourseError
@@ -153,6 +155,9 @@ def test_dpo_config_sets_the_profiles_precision_not_trls_bf16_default(tmp_path, 
     from ftcourse.profiles import get_profile
 
     profile = get_profile(name)
-    args = dpo_config(profile, tmp_path, beta=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no keyword transformers has deprecated
+        args = dpo_config(profile, tmp_path, beta=0.3)
     assert (args.bf16, args.fp16, args.beta) == (bf16, fp16, 0.3)
+    assert args.activation_checkpointing == profile.gradient_checkpointing
     assert args.max_length == profile.max_length and args.save_strategy == "no"

@@ -132,16 +132,49 @@ def unplaced_4bit_models(trees) -> list[int]:
     ]
 
 
+# the profile's loaders, which put the model on the GPU when there is one
+GPU_LOADERS = {"load_model", "inference_base", "ensure_adapters", "load_adapter"}
+
+
+def _placed_off_the_cpu(call) -> bool:
+    """Whether a call may put a model on a GPU: a non-CPU `device_map`, `.cuda()`, `.to(device)`."""
+    import ast
+
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    device_map = _keyword(call, "device_map")
+    if device_map is not None:
+        return not (isinstance(device_map, ast.Constant) and device_map.value == "cpu")
+    if name in GPU_LOADERS or name == "cuda":
+        return True
+    if name == "to" and call.args:  # a dtype (`torch.bfloat16`) or "cpu" keeps the device
+        target = call.args[0]
+        dtype = isinstance(target, ast.Attribute) and getattr(target.value, "id", "") == "torch"
+        return not (dtype or (isinstance(target, ast.Constant) and target.value == "cpu"))
+    return False
+
+
+def gpu_placements(trees) -> list[int]:
+    """Where a model may leave the CPU: a GPU device map, `.cuda()`, `.to(device)`, a loader."""
+    return [call.lineno for tree in trees for call, _ in _calls(tree) if _placed_off_the_cpu(call)]
+
+
 CPU_ONLY = {"03_lora_maths.ipynb"}  # builds every model itself, on the CPU, on every machine
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_inputs_follow_the_model_to_its_device(path):
-    """bitsandbytes puts a 4-bit model on cuda:0: a batch left on the CPU fails on any GPU."""
+    """bitsandbytes puts a 4-bit model on cuda:0: a batch left on the CPU fails on any GPU.
+
+    A CPU-only notebook may leave its batches on the CPU, as long as none of its models leaves it.
+    """
+    trees = _code_cells(path)
     if path.name in CPU_ONLY:
-        return
-    lines = unmoved_batches(_code_cells(path))
-    assert not lines, f"{path.name}: lines {lines} (of their cells): add .to(model.device)"
+        lines = gpu_placements(trees)
+        assert not lines, f"{path.name}: lines {lines} may put a model on a GPU: keep it on the CPU"
+    else:
+        lines = unmoved_batches(trees)
+        assert not lines, f"{path.name}: lines {lines} (of their cells): add .to(model.device)"
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
@@ -164,6 +197,13 @@ def test_the_device_checks_find_what_they_look_for():
         "m = AutoModelForCausalLM.from_pretrained(p, quantization_config=q)\n"
     )
     assert unplaced_4bit_models([models]) == [2]
+    placed = ast.parse(
+        'a = nn.Linear(2, 2).to(torch.bfloat16).to("cpu")\n'
+        'b = AutoModelForCausalLM.from_pretrained(p, device_map="cpu")\n'
+        'c = AutoModelForCausalLM.from_pretrained(p, device_map="auto")\n'
+        "d = model.to(profile.device)\ne = model.cuda()\nf, t = load_model(profile)\n"
+    )
+    assert gpu_placements([placed]) == [3, 4, 5, 6]
     trees = [tree for path in ALL_NOTEBOOKS for tree in _code_cells(path)]
     assert sum(_keyword(c, "return_tensors") is not None for t in trees for c, _ in _calls(t))
     assert sum(_keyword(c, "quantization_config") is not None for t in trees for c, _ in _calls(t))

@@ -89,7 +89,7 @@ def test_llama_3_1_template_is_refused_by_trl_and_the_profile_supplies_one(tmp_p
     from peft import get_peft_model
     from trl import SFTTrainer
 
-    from ftcourse.train import lora_config, sft_config
+    from ftcourse.trainer import lora_config, sft_config
 
     profile = ensure_available(PROFILES["llama-3.1-8b-standin"])
     raw = AutoTokenizer.from_pretrained(profile.model_path)
@@ -139,3 +139,34 @@ def test_greedy_generation_ignores_the_models_sampling_defaults(standin):
             ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
     expected = tokenizer.decode(ids[0, prompt_len:], skip_special_tokens=True).strip()
     assert answer == expected
+
+
+def test_a_standin_is_rebuilt_when_the_code_that_builds_it_changes(tmp_path, monkeypatch):
+    """Each stand-in is stamped with `VERSION`: a current one is kept, an older or unstamped one
+    (a build cut off before its stamp) is built again."""
+    import json
+
+    from ftcourse import standins
+
+    monkeypatch.setattr(standins, "STANDINS_DIR", tmp_path)
+    built = []
+    build = standins.build_model
+
+    def counted(*args, **kwargs):
+        built.append(args[0])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(standins, "build_model", counted)
+    out = standins.ensure_standin("llama-3.1-8b")
+    stamp = out / "standin.json"
+    assert out == tmp_path / "llama-3.1-8b" and built == ["llama-3.1-8b"]
+    assert json.loads(stamp.read_text()) == {"version": standins.VERSION, "architecture": built[0]}
+    assert standins.ensure_standin("llama-3.1-8b") == out and len(built) == 1, "kept as it is"
+    monkeypatch.setattr(standins, "VERSION", standins.VERSION + 1)
+    (out / "config.json").write_text("{}")  # what the older code made is no longer loadable
+    assert standins.ensure_standin("llama-3.1-8b") == out and len(built) == 2
+    assert json.loads(stamp.read_text())["version"] == standins.VERSION
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
+    stamp.unlink()
+    standins.ensure_standin("llama-3.1-8b")
+    assert len(built) == 3 and stamp.is_file()

@@ -11,17 +11,15 @@ from transformers import TrainerCallback
 
 from ftcourse import CourseError
 from ftcourse.profiles import get_profile
-from ftcourse.train import (
+from ftcourse.runfile import RunConfig
+from ftcourse.train import epoch_table, train, train_with_callbacks
+from ftcourse.trainer import (
     NOTEBOOK_REDRAW_S,
     ModelLoss,
-    RunConfig,
     bnb_config,
     check_lengths,
-    epoch_table,
     match_adapter_dtype,
     sft_config,
-    train,
-    train_with_callbacks,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +37,26 @@ def run(tmp_path, **changes) -> RunConfig:
     )
     values.update(changes)
     return RunConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    """One 8-step LoRA run with the notebook progress table on, shared by the tests that read it;
+    and the redraw interval its table had at each redraw."""
+    from transformers.utils import notebook
+
+    redraws = []
+    original = notebook.NotebookTrainingTracker.update_bar
+
+    def spy(tracker, *args, **kwargs):
+        redraws.append(tracker.update_every)
+        return original(tracker, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(notebook.NotebookTrainingTracker, "update_bar", spy)
+        folder = tmp_path_factory.mktemp("lora")
+        callbacks = [notebook.NotebookProgressCallback]
+        return train_with_callbacks(run(folder, method="lora"), callbacks), redraws
 
 
 def test_profile_decides_precision_flags():
@@ -161,7 +179,7 @@ def test_a_4bit_model_evaluated_before_training_still_gets_every_gradient():
     with no gradient through its 4-bit layers. `load_model` turns the repacking off."""
     from peft import get_peft_model
 
-    from ftcourse.train import keep_trainable_on_cpu, load_model, lora_config
+    from ftcourse.trainer import keep_trainable_on_cpu, load_model, lora_config
 
     profile = get_profile("cpu-tiny")
     model = get_peft_model(load_model(profile, "qlora")[0], lora_config(profile))
@@ -183,8 +201,8 @@ def test_a_4bit_model_evaluated_before_training_still_gets_every_gradient():
     assert not packed and keep_trainable_on_cpu(model) is model
 
 
-def test_training_reports_the_validation_loss_and_padding_free_matches_padded_batches(tmp_path):
-    result = train(run(tmp_path, method="lora"))
+def test_training_reports_the_validation_loss_and_padding_free_matches_padded_batches(lora_run):
+    result = lora_run[0]
     evals = [h for h in result.log_history if "eval_loss" in h]
     assert len(evals) == 4, "the validation loss four times a run"
     batch = next(iter(result.trainer.get_train_dataloader()))
@@ -205,10 +223,10 @@ def test_training_reports_the_validation_loss_and_padding_free_matches_padded_ba
     assert abs(packed.item() - total / count) < 1e-4
 
 
-def test_model_loss_gives_trls_loss_and_gradients(tmp_path):
+def test_model_loss_gives_trls_loss_and_gradients(lora_run):
     from trl import SFTTrainer
 
-    trainer = train(run(tmp_path, method="lora")).trainer
+    trainer = lora_run[0].trainer
     assert isinstance(trainer, SFTTrainer) and isinstance(trainer, ModelLoss)
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     answer_tokens = int((batch["labels"][:, 1:] != -100).sum())
@@ -230,22 +248,47 @@ def test_model_loss_gives_trls_loss_and_gradients(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_notebook_progress_table_is_redrawn_every_two_seconds(tmp_path, monkeypatch):
+def redraw_times(monkeypatch, callback_class, steps: int = 200, step_s: float = 0.05) -> list:
+    """The (simulated) times at which a notebook progress table is redrawn over `steps` steps."""
+    from types import SimpleNamespace
+
+    from transformers.trainer_utils import IntervalStrategy
     from transformers.utils import notebook
 
-    redraws = []
-    original = notebook.NotebookTrainingTracker.update_bar
+    now, redraws = [0.0], []
+    monkeypatch.setattr(notebook, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(
+        notebook.NotebookTrainingTracker, "display", lambda t: redraws.append(now[0])
+    )
+    args = SimpleNamespace(eval_strategy=IntervalStrategy.NO)
+    state = SimpleNamespace(max_steps=steps, global_step=0, epoch=0.0, num_train_epochs=1)
+    table = callback_class()
+    table.on_train_begin(args, state, None)
+    for step in range(steps):
+        now[0] += step_s
+        state.global_step, state.epoch = step, step / steps
+        table.on_step_end(args, state, None)
+    return redraws
 
-    def spy(tracker, *args, **kwargs):
-        redraws.append(tracker.update_every)
-        return original(tracker, *args, **kwargs)
 
-    monkeypatch.setattr(notebook.NotebookTrainingTracker, "update_bar", spy)
-    callbacks = [notebook.NotebookProgressCallback]
-    trainer = train_with_callbacks(run(tmp_path, method="lora"), callbacks).trainer
-    tables = [c for c in trainer.callback_handler.callbacks if isinstance(c, callbacks[0])]
+def test_notebook_progress_table_is_redrawn_every_two_seconds(lora_run, monkeypatch):
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    result, redraws = lora_run
+    tables = [
+        c
+        for c in result.trainer.callback_handler.callbacks
+        if isinstance(c, NotebookProgressCallback)
+    ]
     assert [type(c).__name__ for c in tables] == ["SteadyNotebookProgress"]
-    assert redraws and set(redraws) == {NOTEBOOK_REDRAW_S} and NOTEBOOK_REDRAW_S == 2.0
+    assert redraws and set(redraws) == {NOTEBOOK_REDRAW_S}, "in the course's trainer"
+    # 10 s of 0.05 s steps: after six redraws to learn the pace, one every 2 s, then the last step
+    steady, plain = (
+        redraw_times(monkeypatch, c) for c in (type(tables[0]), NotebookProgressCallback)
+    )
+    assert [round(b - a, 6) for a, b in zip(steady[5:-1], steady[6:-1])] == [2.0] * 4
+    assert len(steady) == 11 and steady[-1] == pytest.approx(10.0)
+    assert len(plain) > 50, "transformers' own table: every 0.2 s"
 
 
 def test_check_lengths_names_the_first_long_record():
@@ -272,3 +315,162 @@ def test_epoch_table_pairs_each_epoch_with_its_losses_and_score():
         {"epoch": 1, "train_loss": 1.5, "eval_loss": 1.6, "accuracy": 0.25},
         {"epoch": 2, "train_loss": 1.0, "eval_loss": 1.4, "accuracy": 0.5},
     ]
+
+
+def command_run(*argv: str) -> RunConfig:
+    """The run `python -m ftcourse.train ARGV` would train (nothing is trained)."""
+    from ftcourse import train as ft_train
+
+    parsed = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ft_train, "_train_command", lambda args: parsed.append(args) or 0)
+        assert ft_train.main(list(argv)) == 0
+    return ft_train._run_from_args(parsed[0])
+
+
+def _lora_weights(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
+
+
+HELD_OUT = 2  # polite test records the epoch run scores
+EPOCH_RUN = """task: polite
+method: lora
+profile: cpu-tiny
+train_samples: 8
+eval_samples: {held_out}
+profile_overrides: {{max_steps: 50, batch_size: 4, learning_rate: 4.0e-3, lora_dropout: 0.0}}
+sft: {{logging_strategy: epoch}}
+output_dir: {folder}
+"""
+
+
+@pytest.fixture(scope="module")
+def epoch_command(tmp_path_factory):
+    """`python -m ftcourse.train RUN.yaml --epochs 2` on 8 records (4 a step), an `epoch_scorer`
+    added to its training: what it printed, its result, the scorer, the adapter at each scoring.
+
+    Generation is fixed: the first held-out record is answered right at epoch 1, both at epoch 2,
+    the first only in the held-out report after training.
+    """
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from conftest import answer_with
+    from transformers import AutoTokenizer
+
+    from ftcourse import train as ft_train
+    from ftcourse.chat import prepare_tokenizer
+    from ftcourse.tasks import load_task
+
+    folder = tmp_path_factory.mktemp("epochs")
+    config = folder / "run.yaml"
+    config.write_text(EPOCH_RUN.format(held_out=HELD_OUT, folder=folder / "adapter"))
+    profile = get_profile("cpu-tiny")
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
+    records = list(load_task("polite", "test"))[:HELD_OUT]
+    scorer, weights, results = ft_train.epoch_scorer(tokenizer, "polite", records), [], []
+    right = [1, 2, 1]  # records answered right at each scoring
+
+    def pick(i, reference, model):
+        if i == 0:
+            weights.append(_lora_weights(model))
+        scoring = len(weights) - 1
+        return (reference if i < right[scoring % len(right)] else "Do it now.", True)
+
+    def train_scored(run, splits=None):
+        results.append(ft_train.train_with_callbacks(run, [scorer], splits))
+        return results[-1]
+
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        answer_with(patch, pick)
+        patch.setattr(ft_train, "train", train_scored)
+        assert ft_train.main([str(config), "--epochs", "2"]) == 0
+    return SimpleNamespace(
+        config=config, printed=printed.getvalue(), result=results[0], scorer=scorer, weights=weights
+    )
+
+
+def test_the_epochs_option_trains_whole_epochs_in_place_of_the_step_budget(epoch_command):
+    run = command_run(str(epoch_command.config), "--epochs", "1.5")
+    assert run.profile_overrides == {
+        "max_steps": -1,
+        "num_train_epochs": 1.5,
+        "batch_size": 4,
+        "learning_rate": 4e-3,
+        "lora_dropout": 0.0,
+    }
+    result = epoch_command.result
+    state = result.trainer.state
+    assert (state.global_step, state.max_steps, state.epoch) == (4, 4, 2.0), "2 epochs of 2 steps"
+    assert "trained 4 steps in" in epoch_command.printed
+    assert [h["epoch"] for h in result.log_history if "eval_loss" in h] == [1.0, 2.0]
+
+
+def test_epoch_scorer_scores_the_weights_as_they_are_at_each_epochs_end(epoch_command):
+    scores, weights = epoch_command.scorer.scores, epoch_command.weights
+    assert [(s.label, s.n, s.accuracy) for s in scores] == [
+        ("epoch 1", HELD_OUT, 0.5),
+        ("epoch 2", HELD_OUT, 1.0),
+    ]
+    final = _lora_weights(epoch_command.result.model)
+    assert all(torch.equal(weights[1][k], final[k]) for k in final), "the run ends with epoch 2"
+    assert not all(torch.equal(weights[0][k], final[k]) for k in final), "trained on after epoch 1"
+    history = epoch_command.result.log_history
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    losses = [h["loss"] for h in history if "loss" in h]  # the mean over each epoch
+    assert epoch_table(history, scores) == [
+        {"epoch": 1, "train_loss": losses[0], "eval_loss": evals[0], "accuracy": 0.5},
+        {"epoch": 2, "train_loss": losses[1], "eval_loss": evals[1], "accuracy": 1.0},
+    ]
+
+
+def test_the_command_scores_the_trained_adapter_on_held_out_records(epoch_command):
+    assert f"held-out polite accuracy: 50.0% (n={HELD_OUT})\n" in epoch_command.printed
+    final = _lora_weights(epoch_command.result.model)
+    assert len(epoch_command.weights) == 3, "two epochs, then the report"
+    assert all(torch.equal(epoch_command.weights[2][k], final[k]) for k in final)
+
+
+def test_the_held_out_report_scores_the_profiles_count_unless_the_run_says(
+    fixed_answers, capsys, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from ftcourse.train import _report_eval
+
+    monkeypatch.delenv("FTCOURSE_FAST", raising=False)
+    fixed_answers(lambda i, reference, model: (reference if i % 4 == 0 else "No.", True))
+
+    class Model:
+        training = True
+
+        def eval(self):
+            self.training = False
+
+        def train(self, mode=True):
+            self.training = mode
+
+    result = SimpleNamespace(model=Model(), tokenizer=None)
+    _report_eval(RunConfig(task="polite", profile="cpu-tiny"), result)
+    n = get_profile("cpu-tiny").eval_samples
+    assert capsys.readouterr().out == f"held-out polite accuracy: 25.0% (n={n})\n"
+    _report_eval(RunConfig(task="polite", profile="cpu-tiny", eval_samples=0), result)
+    _report_eval(RunConfig(task="python_qa", profile="cpu-tiny", eval_samples=4), result)
+    assert capsys.readouterr().out == "", "nothing asked, or no scoring rule: nothing said"
+
+
+def test_the_name_option_names_a_data_files_run_and_its_folder(tmp_path, capsys):
+    from ftcourse.train import main
+
+    data = tmp_path / "chats" / "train.jsonl"
+    run = command_run("--data", str(data), "--name", "support-bot")
+    assert (run.task, run.output_dir) == ("support-bot", "outputs/adapters/support-bot")
+    run = command_run("--data", str(data))
+    assert (run.task, run.output_dir) == ("chats", "outputs/adapters/chats")  # the folder's name
+    with pytest.raises(SystemExit) as exit_:
+        main([str(ROOT / "runs" / "polite-lora.yaml"), "--name", "support-bot"])
+    assert exit_.value.code == 2 and "--name, --score and --test go with --data" in (
+        capsys.readouterr().err
+    )
