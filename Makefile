@@ -58,7 +58,7 @@ publish-times: install
 # profile (scripts/profile_notebooks.py decides from the code; the others run alike everywhere)
 STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin
 # a cell that runs this long has hung: fail it instead of the whole CI run
-NBVAL = $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+NBVAL = $(BIN)/python -m pytest -q --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	-p no:cacheprovider
 
 # `make test`: install, lint, then three lanes side by side on the machine's two cores, each a chain
@@ -105,7 +105,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 unit-test: install
-	$(BIN)/python -m pytest -q --ignore=tests/browser tests; $(PYTEST_RC)
+	$(BIN)/python -m pytest -q --durations=20 --ignore=tests/browser tests; $(PYTEST_RC)
 
 notebooks-test: install
 	$(NBVAL) $(NOTEBOOKS); $(PYTEST_RC)
