@@ -65,3 +65,23 @@ def test_the_readme_table_names_every_module():
     for path in MODULES:
         if path.parent == PACKAGE and path.stem not in ("__init__", "__main__"):
             assert f"`{path.stem}`" in table, f"README's module table lacks {path.stem}"
+
+
+MAX_MODULE_LINES = 600  # past this a module holds more than one concept: split it
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_600_lines(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path.name} has {lines} lines: split it by concept"
+
+
+def test_nothing_follows_a_main_guard():
+    for path in MODULES:
+        tree = ast.parse(path.read_text())
+        guards = [
+            i
+            for i, node in enumerate(tree.body)
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+        ]
+        assert all(i == len(tree.body) - 1 for i in guards), f"{path.name} defines after its guard"
