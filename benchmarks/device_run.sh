@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check for a session with the device tool (one H200, no network), in under
-# 8 minutes, everything written to $OUT:
+# The prepared GPU check for a CUDA machine without network, in under 8 minutes, everything
+# written to $OUT:
 #   1. the environment report and the GPU unit tests;
 #   2. every notebook on CUDA with the course's own base model, twice: in fp16 with bf16 refused
 #      (FTCOURSE_NO_BF16=1: the GPU reports no bf16, as a T4 does, and nothing may train in bf16)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Fill .whl/ with the wheels the GPU check needs and the device machine's image lacks (or has at
+# Fill .whl/ with the wheels the GPU check needs and the GPU machine's image lacks (or has at
 # other versions), at the versions in constraints.txt, for its Python 3.12 on x86-64. The image
 # keeps its own CUDA torch. The bitsandbytes wheel is repacked with only its CUDA 13 libraries (the
-# image's CUDA): 43 MB -> about 3 MB, so that the wheels travel with the working tree under the
-# device tool's 64 MiB. IPython's optional completer (jedi) and the kernel's debugger (debugpy) are
-# left out (both are imported only when present). Run here, once per session:
+# image's CUDA): 43 MB -> about 3 MB, so that the wheels travel light with the working tree.
+# IPython's optional completer (jedi) and the kernel's debugger (debugpy) are left out (both are
+# imported only when present). Run on a machine with network, once:
 #
-#   bash benchmarks/device_site.sh     # then run(carry: [".whl"], command: "bash benchmarks/device_run.sh")
+#   bash benchmarks/device_site.sh     # then, on the GPU machine: bash benchmarks/device_run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHL=.whl
