@@ -118,7 +118,7 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         max_length=None if profile.padding_free else profile.max_length,
         padding_free=profile.padding_free,
         assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
-        # trl turns bf16 on by default: it fails on a CPU or a T4, so the profile decides
+        # trl turns bf16 on by default: refused on a CPU, emulated on a T4, so the profile decides
         bf16=profile.compute_dtype == "bfloat16",
         fp16=profile.compute_dtype == "float16",
         use_cpu=not torch.cuda.is_available(),
