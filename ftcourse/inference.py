@@ -188,6 +188,15 @@ def median_ms(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
 
 
+def median_ratio(times: dict[str, list[float]], name: str, baseline: str) -> float:
+    """How `name`'s time compares with `baseline`'s: the median of their ratios round by round.
+
+    Each round times the variants one right after another, so a machine busy with something else
+    slows both sides of a ratio alike; the median then sets aside the rounds a burst hit unevenly.
+    """
+    return statistics.median(a / b for a, b in zip(times[name], times[baseline], strict=True))
+
+
 # ---------------------------------------------------------------- weights
 
 

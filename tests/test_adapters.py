@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -407,3 +408,14 @@ def test_side_by_side_escapes_and_marks():
     assert html.count("<tr>") == 2 and html.count("<th>") == 3
     assert "<b>✓ fixed</b>" in html and html.count("<b>") == 1
     assert "<b>✗</b>" in side_by_side(["p"], {"base": ["a"]}, {"base": [False]}), "booleans too"
+
+
+def test_median_ratio_pairs_each_round_and_sets_a_burst_aside():
+    from ftcourse.inference import median_ratio
+
+    # the machine slows down from round to round: medians compared separately would mislead
+    times = {"base": [1.0, 2.0, 4.0, 8.0, 16.0], "merged": [1.1, 99.0, 4.4, 8.8, 17.6]}
+    assert statistics.median(times["merged"]) / statistics.median(times["base"]) == 2.2
+    assert median_ratio(times, "merged", "base") == pytest.approx(1.1)
+    with pytest.raises(ValueError):  # rounds must pair up
+        median_ratio({"a": [1.0], "b": [1.0, 2.0]}, "a", "b")
