@@ -91,3 +91,19 @@ def load_benchmark():
         return module
 
     return load
+
+
+@pytest.fixture
+def mode_model():
+    """A stand-in model that only keeps its training flag, for code that calls eval() and train()."""
+
+    class Model:
+        training = True
+
+        def eval(self):
+            self.training = False
+
+        def train(self, mode=True):
+            self.training = mode
+
+    return Model()

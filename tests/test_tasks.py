@@ -93,7 +93,7 @@ def test_polite_rule_on_fixed_answers(answer, right):
     assert score_polite(POLITE, answer) is right
 
 
-def test_evaluate_scores_fixed_answers_and_counts_the_stops(monkeypatch):
+def test_evaluate_scores_fixed_answers_and_counts_the_stops(monkeypatch, mode_model):
     """evaluate() with generation replaced by fixed answers: accuracy and stop rate are exact."""
     answers = [BUGFIX["output"], BUGFIX["input"], "def instance_tally(c", BUGFIX["output"] * 3]
     stopped = [True, True, True, False]  # the last one ran out of tokens (repeating itself)
@@ -104,16 +104,7 @@ def test_evaluate_scores_fixed_answers_and_counts_the_stops(monkeypatch):
         stops += stopped
         return answers
 
-    class Model:
-        training = True
-
-        def eval(self):
-            self.training = False
-
-        def train(self, mode=True):
-            self.training = mode
-
-    model = Model()
+    model = mode_model
     monkeypatch.setattr(ev, "generate", fake_generate)
     result = ev.evaluate(model, None, "bugfix", [BUGFIX] * 4, label="fixed")
     assert result.correct == [True, False, False, False]

@@ -434,7 +434,7 @@ def test_the_command_scores_the_trained_adapter_on_held_out_records(epoch_comman
 
 
 def test_the_held_out_report_scores_the_profiles_count_unless_the_run_says(
-    fixed_answers, capsys, monkeypatch
+    fixed_answers, capsys, monkeypatch, mode_model
 ):
     from types import SimpleNamespace
 
@@ -443,16 +443,7 @@ def test_the_held_out_report_scores_the_profiles_count_unless_the_run_says(
     monkeypatch.delenv("FTCOURSE_FAST", raising=False)
     fixed_answers(lambda i, reference, model: (reference if i % 4 == 0 else "No.", True))
 
-    class Model:
-        training = True
-
-        def eval(self):
-            self.training = False
-
-        def train(self, mode=True):
-            self.training = mode
-
-    result = SimpleNamespace(model=Model(), tokenizer=None)
+    result = SimpleNamespace(model=mode_model, tokenizer=None)
     _report_eval(RunConfig(task="polite", profile="cpu-tiny"), result)
     n = get_profile("cpu-tiny").eval_samples
     assert capsys.readouterr().out == f"held-out polite accuracy: 25.0% (n={n})\n"
