@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check for a CUDA machine without network, in under 8 minutes, everything
-# written to $OUT:
+# The prepared GPU check for a CUDA machine without network (its steps' time limits add up to about
+# 9 minutes), everything written to $OUT:
 #   1. the environment report and the GPU unit tests;
 #   2. every notebook on CUDA with the course's own base model, twice: in fp16 with bf16 refused
 #      (FTCOURSE_NO_BF16=1: the GPU reports no bf16, as a T4 does, and nothing may train in bf16)
@@ -72,7 +72,7 @@ timeout 120 "$PY" benchmarks/ladder.py --out "$OUT/ladder" --seq-lens 512 2048 \
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
-# The tool returns at most 8 files: everything goes into one archive, beside the ladder's figures.
+# One archive of everything, with the ladder's figures and the environment report beside it.
 step pack
 cp "$OUT/ladder/ladder.json" "$OUT/ladder.json" 2>/dev/null
 tar czf /tmp/device-run.tgz -C "$OUT" . && mv /tmp/device-run.tgz "$OUT/device-run.tgz"

@@ -2,7 +2,7 @@
 # Fill .whl/ with the wheels the GPU check needs and the GPU machine's image lacks (or has at
 # other versions), at the versions in constraints.txt, for its Python 3.12 on x86-64. The image
 # keeps its own CUDA torch. The bitsandbytes wheel is repacked with only its CUDA 13 libraries (the
-# image's CUDA): 43 MB -> about 3 MB, so that the wheels travel light with the working tree.
+# image's CUDA): 43 MB -> about 3 MB.
 # IPython's optional completer (jedi) and the kernel's debugger (debugpy) are left out (both are
 # imported only when present). Run on a machine with network, once:
 #

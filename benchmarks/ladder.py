@@ -1,5 +1,4 @@
-"""The memory and speed ladder: Llama-3.1-8B fine-tuning settings measured, and checked against
-`ftcourse.memory`'s estimate.
+"""The memory and speed ladder: Llama-3.1-8B fine-tuning settings measured against the estimate.
 
 The model is built from the bundled Llama-3.1-8B config with random weights (no download: weights
 change neither memory nor speed). Each *setting* is one training configuration: full fine-tuning
