@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # outside the clone and reused by every later clone (pip's own cache would keep a wheel built with
 # other options). The options: GGML_NATIVE=OFF, a portable build (AVX2; no AMX, whose q8_0 kernels
 # crashed a native build on a CPU that lists AMX inside a virtual machine); LLAVA_BUILD=OFF, without
-# the multimodal library the course never loads. Building takes about 7 CPU-minutes.
+# the multimodal library the course never loads. Building took 5.5 minutes on a 2-core machine.
 LLAMA_CPP_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' constraints.txt)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/ftcourse/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell \
@@ -129,7 +129,7 @@ colab-cells: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-	$(BIN)/nbstripout notebooks/*.ipynb notebooks/solutions/*.ipynb
+	$(BIN)/nbstripout --keep-id notebooks/*.ipynb notebooks/solutions/*.ipynb
 
 constraints: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia|triton)' \
