@@ -7,7 +7,7 @@ In a notebook:
     answer = None  # your code here
     check("04.1", answer)
 
-`check` never raises: an unfinished exercise prints "not attempted" and the notebook keeps running
+`check` never raises: an unfinished exercise shows "not attempted" and the notebook keeps running
 top to bottom. The returned `Feedback` is truthy only when the answer is correct, so the solutions
 notebooks can `assert check(...)`.
 """
@@ -27,7 +27,7 @@ EXERCISES: dict[str, Exercise] = {
 
 
 def check(id: str, *answers) -> Feedback:
-    """Check answers to exercise `id`; print and return the feedback (never raises)."""
+    """Check answers to exercise `id`; show and return the feedback (never raises)."""
     if id not in EXERCISES:
         fb = Feedback(id, "wrong", f"no such exercise; known: {', '.join(sorted(EXERCISES))}")
     elif not answers or any(a is None or a is ... for a in answers):
@@ -47,5 +47,5 @@ def check(id: str, *answers) -> Feedback:
             if verdict.correct
             else Feedback(id, "wrong", verdict.hint)
         )
-    print(fb)
+    fb.show()
     return fb

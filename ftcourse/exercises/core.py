@@ -64,3 +64,31 @@ class Feedback:
     def _repr_html_(self) -> str:
         color = {"correct": "#1a7f37", "wrong": "#cf222e", "not attempted": "#9a6700"}[self.status]
         return f'<div style="color:{color};font-family:monospace">{self}</div>'
+
+    def show(self) -> None:
+        """Show the feedback once: coloured in a notebook (not again as the cell's value), else printed."""
+        shell = _ipython()
+        if shell is None:
+            print(self)
+            return
+        from IPython.display import HTML, display
+
+        display(HTML(self._repr_html_()))
+        object.__setattr__(self, "_shown_in", shell.execution_count)
+
+    def _ipython_display_(self) -> None:
+        # the value of the cell that called check(): already shown there
+        shell = _ipython()
+        if getattr(self, "_shown_in", None) != (shell and shell.execution_count):
+            from IPython.display import HTML, display
+
+            display(HTML(self._repr_html_()))
+
+
+def _ipython():
+    """The running IPython shell, or None outside one."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
