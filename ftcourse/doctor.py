@@ -116,7 +116,7 @@ def _bf16_text(hw: Hardware) -> str:
         )
     if cpu_has_native_bf16():
         return "native on this CPU"
-    return "emulated on this CPU (slower than fp32: the course computes in fp32)"
+    return "emulated on this CPU (no AVX512-BF16 or AMX; the course computes in fp32 on a CPU)"
 
 
 def setup_notebook(seed: int = 0, verbose: bool = True) -> Profile:

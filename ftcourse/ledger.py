@@ -3,7 +3,7 @@
 A notebook loads several models one after another (a base, a fine-tune, a merged copy...). The
 ledger tracks each with a weak reference, sizes it with the estimate of `ftcourse.memory` as it
 would be on the GPU the profile is planned for, and keeps the largest sum of those alive together:
-the peak the notebook asserts fits that GPU.
+the peak the notebook asserts fits that GPU (for a CPU profile, this machine's RAM).
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ import weakref
 import torch
 
 from ftcourse.memory import CUDA_OVERHEAD_GB, GB, as_config, estimate_for_profile
+
+
+def ram_gb() -> float:
+    """This machine's total RAM in GB (10^9 bytes)."""
+    import psutil
+
+    return psutil.virtual_memory().total / GB
 
 
 def is_4bit(model) -> bool:
@@ -45,12 +52,17 @@ class Ledger:
         assert "4-bit base" not in ledger.alive()
     """
 
-    def __init__(self, profile):
+    def __init__(self, profile, memory_gb: float | None = None):
         from ftcourse.profiles import planned_for
 
         self.profile, self.target = profile, planned_for(profile)
         self.config = as_config(self.target.architecture or self.target.model_path)
         self.on_gpu = self.target.needs_cuda
+        # what the peak must fit: the planned GPU, wherever the notebook runs (a stand-in runs on
+        # a CPU and is still sized for its GPU); a CPU profile's models live in this machine's RAM
+        if memory_gb is None:
+            memory_gb = self.target.gpu_gb if self.on_gpu else ram_gb()
+        self.memory_gb = memory_gb
         self._entries: dict[str, tuple[weakref.ref, float]] = {}
         self.peak, self.at_peak = 0.0, ()
 
@@ -94,12 +106,15 @@ class Ledger:
         return self.alive()
 
     def fits(self) -> bool:
-        """Whether the peak fits the GPU the profile is planned for (always true for a CPU profile)."""
-        return not self.on_gpu or self.peak <= self.target.gpu_gb * GB
+        """Whether the estimated peak fits `memory_gb`: the planned GPU's, or a CPU profile's RAM."""
+        return self.peak <= self.memory_gb * GB
 
     def report(self) -> str:
-        """One line: the estimated peak, what was alive then, and the GPU it must fit."""
-        where = f"a {self.target.gpu_gb:g} GB GPU ({self.target.name})" if self.on_gpu else "RAM"
+        """One line: the estimated peak, what was alive then, and the memory it must fit."""
+        if self.on_gpu:
+            where = f"a {self.memory_gb:g} GB GPU ({self.target.name})"
+        else:
+            where = f"{self.memory_gb:.1f} GB of RAM"
         held = ", ".join(self.at_peak) or "nothing"
         return (
             f"estimated peak {self.peak / GB:.2f} GB of {where} with {self.target.model} "

@@ -36,7 +36,9 @@ class Profile:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION
     eval_samples: int = 200  # held-out examples scored per task
-    gradient_checkpointing: bool = True  # saves activation memory on GPUs, costs ~25% speed
+    # saves activation memory; recomputes each layer's forward pass in the backward pass (its cost in
+    # time is not measured by the course)
+    gradient_checkpointing: bool = True
     # Batches without pad tokens: the examples end to end, kept apart by their position ids
     # (measured on the CPU in docs/benchmarks.md, "Training speed"; not measured on a GPU)
     padding_free: bool = False
@@ -159,7 +161,7 @@ PROFILES: dict[str, Profile] = {
             name="cpu-tiny",
             summary="offline default: the course's own ~4M-parameter Llama, fp32 on any CPU",
             model="data/base-model",
-            compute_dtype="float32",  # CPUs without native bf16 emulate it, slower than fp32
+            compute_dtype="float32",  # native on every CPU; bf16 only with AVX512-BF16 or AMX
             load_in_4bit=True,
             max_length=256,
             batch_size=8,
@@ -176,7 +178,7 @@ PROFILES: dict[str, Profile] = {
             eval_samples=100,
             gradient_checkpointing=False,  # a 4M model's activations are tiny: pure slowdown here
             padding_free=True,
-            notes="Step budgets are small so the whole course runs in ~10 minutes on 2 cores.",
+            notes="Step budgets are small: the README gives each notebook's measured time on 2 cores.",
         ),
         Profile(
             name="t4",
@@ -223,7 +225,7 @@ PROFILES: dict[str, Profile] = {
             compute_dtype="bfloat16",
             load_in_4bit=True,
             max_length=2048,
-            batch_size=2,  # the article's effective 16 as 2 x 8: 4 x 2,048 alone needs ~22 GB
+            batch_size=2,  # the article's effective 16 as 2 x 8: at 4 x 2,048 the estimate is ~22 GB
             grad_accum=8,
             max_steps=-1,
             num_train_epochs=3,

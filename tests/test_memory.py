@@ -256,39 +256,3 @@ def test_measurement_counts_4_bit_weights_with_their_constants(tiny_path):
     rest = sum(p.numel() for p in AutoModelForCausalLM.from_config(TINY).parameters()) - sum(sizes)
     assert measured.weights == nf4 + 4 * rest
     assert math.isclose(measured.lora, measured.gradients)
-
-
-# ---------------------------------------------------------------- the notebooks' ledger
-
-
-def test_ledger_sizes_models_for_the_planned_gpu_and_sees_what_was_freed():
-    from ftcourse.ledger import Ledger
-    from ftcourse.profiles import PROFILES, ensure_available
-    from ftcourse.trainer import load_model
-
-    profile = ensure_available(PROFILES["t4-standin"])  # a tiny Qwen standing in for the T4's
-    ledger = Ledger(profile)
-    four_bit = ledger.track(load_model(profile, "qlora")[0], "4-bit")
-    full = ledger.track(load_model(profile, "lora")[0], "fp32")
-    real = memory.estimate(
-        "qwen2.5-1.5b-instruct", "qlora", compute_dtype="float32", double_quant=True
-    )
-    assert ledger.size(four_bit) == real.weights, "sized as the real 1.5B model in 4-bit"
-    assert ledger.size(full) == pytest.approx(1_543_714_304 * 4, rel=1e-6), "and in fp32"
-    assert ledger.alive() == ["4-bit", "fp32"] and ledger.at_peak == ("4-bit", "fp32")
-    peak = ledger.peak
-    assert peak == ledger.size(four_bit) + ledger.size(full) + memory.CUDA_OVERHEAD_GB * memory.GB
-    del full
-    assert ledger.release() == ["4-bit"]
-    ledger.track(torch.nn.Linear(2, 2), "tiny")
-    assert ledger.peak == peak, "the peak stays the largest sum seen"
-    assert ledger.fits() and "15 GB GPU (t4)" in ledger.report()
-
-
-def test_ledger_on_a_cpu_profile_always_fits():
-    from ftcourse.ledger import Ledger
-    from ftcourse.profiles import PROFILES
-
-    ledger = Ledger(PROFILES["cpu-tiny"])
-    ledger.track(torch.nn.Linear(4, 4), "x")
-    assert ledger.fits() and "RAM" in ledger.report()
