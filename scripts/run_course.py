@@ -91,6 +91,7 @@ def timings_markdown(times: dict) -> str:
     cells.append(["**core notebooks, total**", f"**{core / 60:.1f} min**", ""])
     if deep:
         cells.append(["**deep dives, total**", f"**{deep / 60:.1f} min**", ""])
+        cells.append(["**whole course, total**", f"**{(core + deep) / 60:.1f} min**", ""])
     table = markdown_table(["notebook", "wall time", "peak memory"], cells)
     where = f"{times['machine']}, profile {times['profile']}"
     return f"{table}\n\nMeasured by `make course` on {times['date']} ({where})."
