@@ -225,3 +225,18 @@ def answer_loss(model, tokenizer, conversations: list[list[dict]]) -> float:
         total, count = total + losses[keep].sum().item(), count + int(keep.sum())
     model.train(was_training)
     return total / max(count, 1)
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> float:
+    """Two-sided exact McNemar p-value of two scorings of the same items (binomial on discordant pairs)."""
+    if len(a) != len(b):
+        raise ValueError(
+            f"paired scorings must have one verdict per item each ({len(a)} vs {len(b)})"
+        )
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -10,8 +10,10 @@ demonstrations:
     few_shot(record, examples, k)      the same k training examples before every request
     retrieval(record, retriever, k)    the k training examples most like this request (BM25)
 
-`compare` runs each strategy on the same held-out records through `ftcourse.evaluate.evaluate` and
-measures accuracy, prompt tokens per request, latency per request and the one-off cost.
+`compare` runs each strategy on the same held-out records and measures accuracy, prompt tokens per
+request, latency per request and the one-off cost; `winner` and `versus` read the result, the
+second with a paired test (`ftcourse.evaluate.mcnemar`). A task is a course task's name or a
+`ftcourse.tasks.Task` of your own (notebook 06's knowledge task is one: `ftcourse.docstore`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from dataclasses import dataclass, field
 
 from ftcourse.data import words
 from ftcourse.errors import CourseError
-from ftcourse.evaluate import EvalResult, evaluate, generate, prompt_messages
-from ftcourse.tasks import scored_task
+from ftcourse.evaluate import EvalResult, evaluate, generate, mcnemar, prompt_messages
+from ftcourse.tasks import Task, scored_task
 
 # ---------------------------------------------------------------- building prompts
 
@@ -143,10 +145,31 @@ def _latency(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int) -
     return statistics.median(times)
 
 
+def _evaluate(
+    model, tokenizer, task: str | Task, records, label, max_new_tokens, batch_size, progress
+):
+    """`evaluate` for a course task; for a `Task` object, the same generation scored by its rule."""
+    if isinstance(task, str):
+        return evaluate(
+            model, tokenizer, task, records, label, max_new_tokens, batch_size, progress
+        )
+    start = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    stopped: list[bool] = []
+    prompts = [prompt_messages(r["messages"]) for r in records]
+    answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress, stopped)
+    model.train(was_training)
+    correct = [task.score(r, a) for r, a in zip(records, answers)]
+    accuracy = sum(correct) / max(len(correct), 1)
+    seconds = time.perf_counter() - start
+    return EvalResult(task.name, label, accuracy, len(records), seconds, answers, correct, stopped)
+
+
 def compare(
     model,
     tokenizer,
-    task: str,
+    task: str | Task,
     records: list[dict],
     strategies: list[Strategy],
     latency_requests: int = 5,
@@ -166,14 +189,14 @@ def compare(
 
     if not records:
         raise CourseError("compare needs at least one held-out record.")
-    rule = scored_task(task)
+    rule = task if isinstance(task, Task) else scored_task(task)
     max_new_tokens = max_new_tokens or rule.max_new_tokens
     rows = []
     for strategy in strategies:
         held_out = as_records(records, strategy.build)
         prompts = [prompt_messages(r["messages"]) for r in held_out]
         with using_adapter(model, strategy.adapter):
-            result = evaluate(
+            result = _evaluate(
                 model,
                 tokenizer,
                 task,
@@ -201,6 +224,23 @@ def compare(
             )
         )
     return rows
+
+
+def winner(rows: list[Measured]) -> Measured:
+    """The most accurate strategy; on a tie, the one with the shorter prompts, then the first listed."""
+    return min(rows, key=lambda r: (-r.accuracy, r.prompt_tokens))
+
+
+def versus(a: Measured, b: Measured) -> tuple[float, str]:
+    """The paired exact test of two strategies on the same items: (p-value, a sentence saying it)."""
+    if a.result.n != b.result.n:
+        raise CourseError(f"{a.name} and {b.name} were not measured on the same records.")
+    p = mcnemar(a.result.correct, b.result.correct)
+    verdict = "beyond noise" if p < 0.05 else "not beyond noise"
+    return p, (
+        f"{a.name} {a.accuracy:.0%} vs {b.name} {b.accuracy:.0%} on the same {a.n} items: "
+        f"McNemar p = {p:.3g}, {verdict}"
+    )
 
 
 def comparison_table(rows: list[Measured], notes: dict[str, tuple[str, str]] | None = None) -> str:

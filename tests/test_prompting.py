@@ -13,8 +13,10 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 
 from ftcourse import CourseError
 from ftcourse.architectures import tiny_llama_config
+from ftcourse.evaluate import EvalResult
 from ftcourse.paths import BASE_MODEL_DIR
 from ftcourse.prompting import (
+    Measured,
     Retriever,
     Strategy,
     as_records,
@@ -24,6 +26,8 @@ from ftcourse.prompting import (
     prompt_tokens,
     query_text,
     retrieval,
+    versus,
+    winner,
     zero_shot,
 )
 from ftcourse.tasks import bugfix_form, polite_form, score_polite
@@ -245,3 +249,81 @@ def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer):
     assert rows[0].result.correct == [True, False, False, False]
     table = comparison_table(rows)
     assert "| zero-shot | 25% (n=4) | 50% | 75% |" in table
+
+
+def test_compare_scores_a_task_object_by_its_own_rule(monkeypatch, tokenizer):
+    """A `Task` outside the registry (notebook 06's knowledge task) is scored by its `score`."""
+    from ftcourse.docstore import STDLIB_PARAMS, closed_book
+
+    held_out = [
+        {
+            "question": q,
+            "answer": a,
+            "messages": closed_book({"question": q}) + [{"role": "assistant", "content": a}],
+        }
+        for q, a in [
+            ("What are the parameters of f?", "x, y=1"),
+            ("What are the parameters of g?", "s"),
+        ]
+    ]
+    fixed = {
+        "What are the parameters of f?": "x, y=1",
+        "What are the parameters of g?": "def g(s):",
+    }
+
+    def fake_generate(
+        model, tokenizer, prompts, max_new_tokens, batch_size=16, progress=True, stops=None
+    ):
+        if stops is not None:
+            stops += [True] * len(prompts)
+        return [fixed[p[-1]["content"]] for p in prompts]
+
+    class Model:
+        training = False
+
+        def eval(self):
+            pass
+
+        def train(self, mode=True):
+            pass
+
+    monkeypatch.setattr("ftcourse.prompting.generate", fake_generate)
+    (row,) = compare(
+        Model(), tokenizer, STDLIB_PARAMS, held_out, [Strategy("zero-shot", zero_shot)]
+    )
+    assert (row.accuracy, row.form_rate, row.n) == (0.5, 0.5, 2)
+    assert row.result.task == "stdlib_params" and row.result.correct == [True, False]
+
+
+def measured(name: str, correct: list[bool], tokens: float = 10.0) -> Measured:
+    result = EvalResult(
+        "polite",
+        name,
+        sum(correct) / len(correct),
+        len(correct),
+        0.0,
+        [""] * len(correct),
+        correct,
+        [],
+    )
+    return Measured(name, result.accuracy, result.n, 0.0, 0.0, tokens, 0.0, 0.0, result)
+
+
+def test_winner_is_the_most_accurate_then_the_shortest_prompt():
+    a = measured("a", [True, True, False], tokens=50)
+    b = measured("b", [True, False, True], tokens=20)
+    c = measured("c", [False, False, True])
+    assert winner([a, c]) is a
+    assert winner([a, b, c]) is b  # a tie on accuracy: the shorter prompts win
+
+
+def test_versus_reports_the_paired_p_value_and_noise():
+    strong = measured("LoRA", [True] * 8 + [False] * 2)
+    weak = measured("zero-shot", [False] * 10)
+    p, text = versus(strong, weak)
+    assert p == pytest.approx(2 / 2**8)  # 8 discordant pairs, all one way
+    assert "LoRA 80% vs zero-shot 0%" in text and "beyond noise" in text and "not" not in text
+    p, text = versus(measured("x", [True, False] * 5), measured("y", [False, True] * 5))
+    assert p == 1.0 and "not beyond noise" in text
+    with pytest.raises(CourseError):
+        versus(strong, measured("short", [True]))

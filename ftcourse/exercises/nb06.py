@@ -1,7 +1,7 @@
-"""Notebook 06's exercises (capstone): prompt tokens, how many examples fit, a token budget.
+"""Notebook 06's exercises (capstone): prompt tokens, examples that fit, a token budget, recall@k.
 
-Expected answers come from `ftcourse.prompting`, the notebook's tokenizer (its profile's) and the
-committed polite data.
+Expected answers come from `ftcourse.prompting`, `ftcourse.docstore`, the notebook's tokenizer (its
+profile's) and the committed polite and stdlib_docs data.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _tokenizer(course: bool = False):
 
 
 def _window() -> int:
-    """The notebook's `window`: the model's context, capped at the profile's max_length."""
+    """The notebook's `window`: the model's `max_position_embeddings`, capped at the profile's `max_length`."""
     from transformers import AutoConfig
 
     from ftcourse.profiles import notebook_profile
@@ -71,7 +71,7 @@ def _06_1(answer):
     "medium",
     "set `answer` to the largest number k of fixed training examples for which the few-shot prompt "
     "of `test_set[0]` still leaves room for a 64-token answer within `window` positions (the "
-    "model's context, capped at the profile's max_length).",
+    "model's `max_position_embeddings`, capped at the profile's `max_length`).",
 )
 def _06_2(answer):
     from ftcourse.prompting import few_shot, prompt_tokens
@@ -143,4 +143,33 @@ def _06_3(answer):
     return CORRECT
 
 
-EXERCISES = [_06_1, _06_2, _06_3]
+@checker(
+    "06.4",
+    "easy",
+    "set `answer` to the smallest k for which the document store's recall@k over all held-out "
+    "`stdlib_params` questions (`test_q`) is 100%.",
+)
+def _06_4(answer):
+    from ftcourse.docstore import DocStore, load_docs, load_questions, recall_at_k
+
+    store, questions = DocStore(load_docs()), load_questions("test")
+    k = 1
+    while recall_at_k(store, questions, k) < 1.0:
+        k += 1
+    if isinstance(answer, float):
+        return wrong("The answer is a number of documents k (an int), not a recall.")
+    if answer == k - 1:
+        missed = round((1 - recall_at_k(store, questions, k - 1)) * len(questions))
+        return wrong(
+            f"recall@{k - 1} misses {missed} question(s): their own document is not among the "
+            f"first {k - 1}."
+        )
+    if answer != k:
+        return wrong(
+            "Compute `recall_at_k(store, test_q, k)` for k = 1, 2, ... and keep the first k "
+            "where it is 1.0."
+        )
+    return CORRECT
+
+
+EXERCISES = [_06_1, _06_2, _06_3, _06_4]
