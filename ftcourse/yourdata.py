@@ -29,9 +29,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftcourse.data import load_records, validate, with_messages
 from ftcourse.errors import CourseError
+
+if TYPE_CHECKING:
+    from ftcourse.profiles import Profile
 
 MIN_RECORDS = 10  # after cleaning: enough for a validation split of at least one record
 SAMPLES_SHOWN = 3
@@ -182,6 +186,7 @@ class Report:
     scored_on: str
     samples: list[tuple[str, str, str]]  # (prompt, reference, answer)
     score_error: str | None = None  # what the scorer raised, on which record, when it did
+    recipe: str = ""  # the settings the trainer ran with (`recipe_used`), for the model card
 
     @property
     def perplexity(self) -> float | None:
@@ -258,7 +263,30 @@ def measure(result, prepared: Prepared, score: Callable | None) -> Report:
         scored_on,
         samples,
         score_error,
+        recipe_used(result.trainer),
     )
+
+
+def recipe_used(trainer) -> str:
+    """The step budget, learning rate, batch and LoRA shape as the trainer and the adapter ran them.
+
+    Read from the trainer's `TrainingArguments` and the model's `peft_config`, not the profile: a
+    task's own learning rate (`Profile.for_task`) or a run's overrides are then stated as used.
+    """
+    args = trainer.args
+    budget = (
+        f"{args.max_steps} steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+    )
+    line = (
+        f"{budget}, learning rate {args.learning_rate:g}, batch "
+        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps}"
+    )
+    lora = next(iter(getattr(trainer.model, "peft_config", {}).values()), None)
+    if lora is None:
+        return f"{line}, every weight trained (no adapter)"
+    targets = lora.target_modules  # peft keeps a list as a set, a regular expression as a str
+    on = targets if isinstance(targets, str) else ", ".join(sorted(targets))
+    return f"{line}, LoRA r={lora.r} alpha={lora.lora_alpha} on {on}"
 
 
 def _accuracy(score: Callable, records: list[dict], answers: list[str], prepared: Prepared):
@@ -295,11 +323,6 @@ def model_card(prepared: Prepared, report: Report, run, profile) -> str:
         if report.accuracy is None
         else f"{report.accuracy:.1%} ({report.scored_on}, n={report.n_scored})"
     )
-    budget = (
-        f"{profile.max_steps} steps"
-        if profile.max_steps > 0
-        else f"{profile.num_train_epochs} epochs"
-    )
     lines = [
         "---",
         "library_name: peft",
@@ -313,9 +336,7 @@ def model_card(prepared: Prepared, report: Report, run, profile) -> str:
         f"- Data: `{prepared.path.name}`, {prepared.n_read} records ({prepared.fmt}); "
         f"{len(prepared.removed)} removed by the quality checklist; "
         f"{len(prepared.train)} trained on, {len(prepared.validation)} held out for validation",
-        f"- Recipe: {budget}, learning rate {profile.learning_rate:g}, batch "
-        f"{profile.batch_size} x {profile.grad_accum}, LoRA r={profile.lora_r} "
-        f"alpha={profile.lora_alpha} on {', '.join(profile.target_modules)}",
+        f"- Recipe: {report.recipe}",
         f"- Trained {report.steps} steps in {report.seconds:.0f} s; last training loss "
         + ("not logged" if report.final_train_loss is None else f"{report.final_train_loss:.3f}"),
         f"- Best validation loss: {loss}"
@@ -374,10 +395,9 @@ def start(run, data: str | Path, score: str | None = None, test: str | Path | No
     from transformers import AutoTokenizer
 
     from ftcourse.chat import prepare_tokenizer
-    from ftcourse.profiles import choose_profile
 
     scorer = load_scorer(score) if score else None  # a bad --score fails before training
-    profile = choose_profile(run.profile).with_overrides(**run.profile_overrides)
+    profile = run_profile(run)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
     prepared = prepare(data, tokenizer, profile.max_length)
     if test:
@@ -393,12 +413,9 @@ def finish(result, prepared: Prepared, scorer, run) -> Report:
     A scorer that raises is a `CourseError` naming the record, raised once the adapter, its card
     and its plot are saved: training is never lost to a bug in the scorer.
     """
-    from ftcourse.profiles import choose_profile
-
     report = measure(result, prepared, scorer)
     if result.trainer.is_world_process_zero():
-        profile = choose_profile(run.profile).with_overrides(**run.profile_overrides)
-        write_outputs(result.output_dir, prepared, report, result, run, profile)
+        write_outputs(result.output_dir, prepared, report, result, run, run_profile(run))
         print("\n".join(report.lines()))
         print(f"saved to {result.output_dir} (adapter, README.md, loss.png)")
     if report.score_error:
@@ -408,6 +425,13 @@ def finish(result, prepared: Prepared, scorer, run) -> Report:
             "score it."
         )
     return report
+
+
+def run_profile(run) -> Profile:
+    """The profile a run trains with, as `ftcourse.train` builds it: the task's rate, the overrides."""
+    from ftcourse.profiles import choose_profile
+
+    return choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
 
 
 def _dataset(rows: list[dict]):

@@ -136,6 +136,35 @@ def test_a_cut_to_the_scored_records_is_said(tmp_path, capsys, monkeypatch):
     assert "the first 2 of 5 records (your scorer):" in capsys.readouterr().out
 
 
+def test_the_model_card_states_the_learning_rate_and_lora_shape_trained_with(tmp_path, monkeypatch):
+    """A run named after a task with its own rate (cpu-tiny's bugfix) trains at that rate, and the
+    card says so: the rate the optimizer started from, the LoRA shape peft saved."""
+    from ftcourse import yourdata
+    from ftcourse.profiles import get_profile
+
+    profile = get_profile("cpu-tiny")
+    rate = profile.learning_rate_for("bugfix")
+    assert rate != profile.learning_rate  # else the card could be right by chance
+    used = {}
+
+    def measure(result, *args):  # the optimizer's own starting rate, read during the run
+        used["rate"] = result.trainer.optimizer.param_groups[0]["initial_lr"]
+        return real_measure(result, *args)
+
+    real_measure = yourdata.measure
+    monkeypatch.setattr(yourdata, "measure", measure)
+    data = _write(tmp_path / "sorting.jsonl", _records("alpaca"))
+    out = tmp_path / "a"
+    argv = ["--data", str(data), "--name", "bugfix", "--max-steps", "2", "--output-dir", str(out)]
+    assert main([*argv, "--profile", "cpu-tiny"]) == 0
+    assert used["rate"] == pytest.approx(rate)
+    card = (out / "README.md").read_text()
+    assert f"- Recipe: 2 steps, learning rate {rate:g}, batch " in card, card
+    saved = json.loads((out / "adapter_config.json").read_text())
+    lora = f"LoRA r={saved['r']} alpha={saved['lora_alpha']} on "
+    assert lora + ", ".join(sorted(saved["target_modules"])) in card, card
+
+
 def score_sorted(record: dict, answer: str) -> bool:
     """The scorer the tests pass by file path: the three words in order."""
     reference = record["messages"][-1]["content"]
