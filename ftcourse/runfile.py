@@ -54,6 +54,12 @@ class RunConfig:
     # outputs/data); None: the committed training split, cut 90/10
     data_dir: str | None = None
 
+    def resolved_profile(self) -> Profile:
+        """The profile this run trains with: chosen, with the task's learning rate, then overridden."""
+        from ftcourse.profiles import choose_profile
+
+        return choose_profile(self.profile).for_task(self.task).with_overrides(**self.profile_overrides)
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
         """Read a run from YAML, refusing bad YAML, unknown keys, wrong types and unknown names."""

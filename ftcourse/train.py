@@ -88,7 +88,7 @@ def train_with_callbacks(
     from peft import get_peft_model
     from transformers import set_seed
 
-    profile = choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
+    profile = run.resolved_profile()
     prepare_output_dir(run.output_dir)  # an unwritable folder fails now, not after training
     train_ds, validation_ds = splits or _splits(run)  # and so does a bad data file
     resume = checkpoint_to_resume(run, profile)  # and a checkpoint of another model

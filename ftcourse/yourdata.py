@@ -29,13 +29,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ftcourse.data import load_records, validate, with_messages
 from ftcourse.errors import CourseError
-
-if TYPE_CHECKING:
-    from ftcourse.profiles import Profile
 
 MIN_RECORDS = 10  # after cleaning: enough for a validation split of at least one record
 SAMPLES_SHOWN = 3
@@ -397,7 +393,7 @@ def start(run, data: str | Path, score: str | None = None, test: str | Path | No
     from ftcourse.chat import prepare_tokenizer
 
     scorer = load_scorer(score) if score else None  # a bad --score fails before training
-    profile = run_profile(run)
+    profile = run.resolved_profile()
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
     prepared = prepare(data, tokenizer, profile.max_length)
     if test:
@@ -415,7 +411,7 @@ def finish(result, prepared: Prepared, scorer, run) -> Report:
     """
     report = measure(result, prepared, scorer)
     if result.trainer.is_world_process_zero():
-        write_outputs(result.output_dir, prepared, report, result, run, run_profile(run))
+        write_outputs(result.output_dir, prepared, report, result, run, run.resolved_profile())
         print("\n".join(report.lines()))
         print(f"saved to {result.output_dir} (adapter, README.md, loss.png)")
     if report.score_error:
@@ -425,13 +421,6 @@ def finish(result, prepared: Prepared, scorer, run) -> Report:
             "score it."
         )
     return report
-
-
-def run_profile(run) -> Profile:
-    """The profile a run trains with, as `ftcourse.train` builds it: the task's rate, the overrides."""
-    from ftcourse.profiles import choose_profile
-
-    return choose_profile(run.profile).for_task(run.task).with_overrides(**run.profile_overrides)
 
 
 def _dataset(rows: list[dict]):
