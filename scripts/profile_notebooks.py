@@ -66,6 +66,14 @@ def _checker_id(func: ast.FunctionDef) -> str | None:
     return None
 
 
+def _reads_profile_variable(node: ast.AST) -> bool:
+    """Whether code looks up $FTCOURSE_PROFILE (the name alone, as `os.environ` is given it); an
+    error message that tells the learner to set it reads nothing."""
+    return any(
+        isinstance(n, ast.Constant) and n.value == "FTCOURSE_PROFILE" for n in ast.walk(node)
+    )
+
+
 def package_readers(package: Path = PACKAGE) -> tuple[set[str], dict[str, str]]:
     """The package's functions and classes that read the active profile ("module.name"), and
     exercise id -> its checker."""
@@ -79,7 +87,7 @@ def package_readers(package: Path = PACKAGE) -> tuple[set[str], dict[str, str]]:
         for node in tree.body:
             if isinstance(node, ast.FunctionDef | ast.ClassDef):
                 called = _calls(node, names, module)
-                if "FTCOURSE_PROFILE" in ast.unparse(node):
+                if _reads_profile_variable(node):
                     called.add("profiles.choose_profile")
                 calls[f"{module}.{node.name}".lstrip(".")] = called
                 if isinstance(node, ast.FunctionDef) and (exercise := _checker_id(node)):

@@ -60,3 +60,27 @@ def test_one_real_point_tables_chart_and_docs(sweep, tmp_path, fixed_answers):
     doc.write_text("before\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nafter\n")
     sweep.update_docs(doc, [result], "sweep.png")
     assert "old" not in doc.read_text() and "after" in doc.read_text()
+
+
+def test_the_committed_sweep_backs_what_notebook_04b_says_of_it():
+    """04b quotes docs/sweep.json (committed, re-measured by `make sweep`): its figures, checked."""
+    import json
+
+    rows = json.loads((ROOT / "docs" / "sweep.json").read_text())
+
+    def by(knob, sweep_name=None):
+        return {r[knob]: r["accuracy"] for r in rows if r["sweep"] == (sweep_name or knob)}
+
+    lrs, ranks, alphas = by("lr"), by("r"), by("alpha_ratio")
+    methods = {(r["method"], r["lr"]): r["accuracy"] for r in rows if r["sweep"] == "methods"}
+    # the learning rate decides: the profile's rate is best, the article's range far below it
+    assert max(lrs, key=lrs.get) == 2e-3 and lrs[2e-3] == 0.55
+    assert (lrs[1e-4], lrs[3e-4], lrs[1e-2]) == (0.08, 0.33, 0.12)
+    assert max(lrs[1e-4], lrs[3e-4]) + 0.2 < lrs[2e-3]
+    # rank and alpha/r: the quoted ranges
+    assert (min(ranks.values()), max(ranks.values())) == (0.44, 0.55)
+    assert (min(alphas.values()), max(alphas.values())) == (0.47, 0.62)
+    # QLoRA matches LoRA; full fine-tuning matches them at its own rate, and fails at 1e-5
+    assert (methods[("qlora", 2e-3)], methods[("lora", 2e-3)]) == (0.55, 0.53)
+    assert max((a, lr) for (m, lr), a in methods.items() if m == "full") == (0.56, 3e-4)
+    assert methods[("full", 1e-5)] == 0.09

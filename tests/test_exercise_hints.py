@@ -1,6 +1,6 @@
 """Every exercise checker: the reference answer passes, and each typical mistake gets its own hint.
 
-For each of the 21 exercises, `test_NN_K_reference` checks the answer of notebooks/solutions
+For each exercise, `test_NN_K_reference` checks the answer of notebooks/solutions
 (built the way the solution builds it), and `test_NN_K_mistake[...]` gives one plausible wrong
 answer per hint branch and asserts that the verdict is "wrong" and that the hint names that mistake.
 
@@ -19,7 +19,7 @@ from ftcourse.exercises import check
 from ftcourse.exercises.nb01 import EFFECTIVE_BATCH
 from ftcourse.exercises.nb02 import MIN_SHOUT_LETTERS, NEAR_THRESHOLD
 from ftcourse.exercises.nb04b import EPOCH_LOSSES
-from ftcourse.lora import lora_layers, lora_params_per_matrix, relative_error_by_rank
+from ftcourse.lora import lora_layers, lora_params_per_matrix
 from ftcourse.paths import DATA_DIR
 from ftcourse.profiles import PROFILES, Hardware, auto_profile, notebook_profile
 from ftcourse.prompting import few_shot, prompt_tokens, retrieval
@@ -480,33 +480,47 @@ def test_03_1_mistake(answer, hint):
     _wrong(check("03.1", answer), hint)
 
 
-def _smallest_rank(delta: torch.Tensor) -> int:
-    """The reference solution of 03.2."""
-    err = relative_error_by_rank(torch.linalg.svdvals(delta))
-    return int((err <= 0.2).nonzero()[0])
-
-
 def test_03_2_reference():
-    assert check("03.2", _smallest_rank)
+    assert check("03.2", 2 * 8**0.5)  # 16/8·sqrt(8) = alpha/sqrt(32)·sqrt(32)
+
+
+def test_03_2_is_what_update_size_measures():
+    """The size of dW·x (notebook 03, section 9) at r=8, alpha=16 equals rsLoRA's at r=32, alpha=2·sqrt(8)."""
+    from torch import nn
+
+    from ftcourse.lora import LoRALinear
+
+    def size(layer):
+        torch.manual_seed(0)
+        nn.init.normal_(layer.lora_B.weight, std=0.02)
+        x = torch.randn(64, 256)
+        return ((x @ layer.get_delta_weight().T).norm(dim=1) / x.norm(dim=1)).mean().item()
+
+    ratios = []
+    for seed in range(5):  # A is random: each seed is one measurement, as a learner would make it
+        torch.manual_seed(seed)
+        plain = size(LoRALinear(nn.Linear(256, 256), r=8, lora_alpha=16))
+        torch.manual_seed(seed)
+        alpha = 2 * 8**0.5
+        rslora = size(LoRALinear(nn.Linear(256, 256), r=32, lora_alpha=alpha, use_rslora=True))
+        ratios.append(rslora / plain)
+    assert abs(sorted(ratios)[2] - 1) < 0.05, ratios  # the median: the formula is right
+    assert all(abs(ratio - 1) < 0.15 for ratio in ratios), ratios  # within the checker's tolerance
 
 
 @pytest.mark.parametrize(
-    ("answer", "hints"),
+    ("answer", "hint"),
     [
-        pytest.param(
-            lambda delta: int(torch.linalg.matrix_rank(delta)),
-            ("you returned 30, expected 3", "svdvals"),
-            id="matrix-rank",
-        ),
-        pytest.param(
-            lambda delta: _smallest_rank(delta) + 1,
-            ("you returned 2, expected 1", "relative_error_by_rank"),
-            id="off-by-one",
-        ),
+        pytest.param(16, "neither the scaling nor", id="alpha-kept"),
+        pytest.param(64, "alpha/sqrt(r), not alpha/r", id="alpha-2r"),
+        pytest.param(2 * 32**0.5, "not the scaling alone", id="same-scaling"),
+        pytest.param(16 / 32**0.5, "not like r", id="linear-in-r"),
+        pytest.param(1.0, "make the two sizes equal", id="other"),
+        pytest.param("5.66", "a number", id="a-string"),
     ],
 )
-def test_03_2_mistake(answer, hints):
-    _wrong(check("03.2", answer), *hints)
+def test_03_2_mistake(answer, hint):
+    _wrong(check("03.2", answer), hint)
 
 
 def _merge(model, fold=True, unwrap=True):
@@ -619,41 +633,52 @@ def test_04_2_mistake(course_config, answer, hint):
     _wrong(check("04.2", *answer(course_config)), hint)
 
 
-def first_halving(history):
-    """The reference solution of 04.3."""
-    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    if not losses:
-        return None
-    first = losses[0][1]
-    return next((step for step, loss in losses if loss < first / 2), None)
+def _run_history(final_eval_loss, learning_rate):
+    """A 100-step run's log history: training logs with their rate, four evaluations, a summary."""
+    history = []
+    for i, eval_loss in enumerate([3.07, 2.0, 1.5, final_eval_loss], 1):
+        rate = learning_rate * (1 - (i - 1) / 4)  # the cosine's peak, logged first, then lower
+        history += [{"loss": 2.0, "learning_rate": rate, "step": 25 * i - 15}]
+        history += [{"eval_loss": eval_loss, "step": 25 * i}]
+    return history + [{"train_loss": 1.5, "step": 100}]
 
 
 def test_04_3_reference():
-    assert check("04.3", first_halving)
+    from ftcourse.exercises.nb04 import HANDED_OVER
+
+    answer = HANDED_OVER.with_overrides(learning_rate=100 * HANDED_OVER.learning_rate)
+    assert check("04.3", answer, _run_history(0.62, answer.learning_rate))
 
 
-def _eval_loss_counts(history):
-    losses = [(h["step"], h.get("loss", h.get("eval_loss"))) for h in history if "step" in h]
-    return next((step for step, loss in losses if loss < losses[0][1] / 2), None)
+def _04_3_answer(**changes):
+    from ftcourse.exercises.nb04 import HANDED_OVER
+
+    return HANDED_OVER.with_overrides(**changes)
 
 
 @pytest.mark.parametrize(
-    ("answer", "hints"),
+    ("changes", "final", "logged_rate", "hint"),
     [
+        pytest.param(None, 0.62, 5e-4, "must be a profile", id="a-rate-not-a-profile"),
+        pytest.param({"learning_rate": 5e-4}, None, 5e-4, "no validation loss", id="no-eval"),
+        pytest.param({"learning_rate": 5e-4}, 3.05, 5e-6, "not a run of `answer`", id="old-run"),
         pytest.param(
-            _eval_loss_counts,
-            ("you returned 5, expected 10", "Entries without 'loss'"),
-            id="eval-loss-counts",
+            {"learning_rate": 5e-4, "lora_r": 8}, 0.6, 5e-4, "change one setting", id="two-changes"
         ),
-        pytest.param(
-            lambda history: first_halving(history) or -1,
-            ("you returned -1", "never halves, return None"),
-            id="minus-one-for-never",
-        ),
+        pytest.param({"max_steps": 1000}, 0.9, 5e-6, "keep the 100 steps", id="more-steps"),
+        pytest.param({}, 3.05, 5e-6, "that is the failure", id="as-handed-over"),
+        pytest.param({"lora_r": 64}, 2.9, 5e-6, "Compare the handed-over", id="another-setting"),
+        pytest.param({"learning_rate": 1e-6}, 3.07, 1e-6, "no higher", id="lower-rate"),
+        pytest.param({"learning_rate": 5e-2}, 4.0, 5e-2, "overshoots", id="far-too-high"),
+        pytest.param({"learning_rate": 5e-5}, 1.8, 5e-5, "not enough", id="ten-times-only"),
     ],
 )
-def test_04_3_mistake(answer, hints):
-    _wrong(check("04.3", answer), *hints)
+def test_04_3_mistake(changes, final, logged_rate, hint):
+    answer = logged_rate if changes is None else _04_3_answer(**changes)
+    history = _run_history(final or 0.0, logged_rate)
+    if final is None:
+        history = [h for h in history if "eval_loss" not in h]
+    _wrong(check("04.3", answer, history), hint)
 
 
 # ---------------------------------------------------------------- 04b
@@ -675,31 +700,48 @@ def test_04b_1_mistake(answer, hint):
     _wrong(check("04b.1", answer), hint)
 
 
-def _best_epoch(history):
-    evals = [h for h in history if "eval_loss" in h]
-    return round(min(evals, key=lambda h: h["eval_loss"])["epoch"])
+def _fixed_template():
+    from ftcourse.exercises.nb04b import eos_outside_template
+
+    return eos_outside_template().replace(
+        "{{ message['content'] }}{% endgeneration %}{{ eos_token }}",
+        "{{ message['content'] + eos_token }}{% endgeneration %}",
+    )
 
 
 def test_04b_2_reference():
-    assert check("04b.2", _best_epoch)
+    from ftcourse.exercises.nb04b import EOS_AFTER_MIN, EOS_BEFORE_MAX
+
+    assert check("04b.2", _fixed_template(), EOS_BEFORE_MAX - 0.1, EOS_AFTER_MIN + 0.1)
+
+
+def _no_markers(t):
+    return t.replace("{%- generation %}", "").replace("{% endgeneration %}", "")
+
+
+def _handed_over(t):
+    from ftcourse.exercises.nb04b import eos_outside_template
+
+    return eos_outside_template()
+
+
+def _no_eos(t):
+    return t.replace("{{ message['content'] + eos_token }}", "{{ message['content'] }}")
 
 
 @pytest.mark.parametrize(
-    ("answer", "hint"),
+    ("answer", "before", "after", "hint"),
     [
-        pytest.param(
-            lambda h: min(x["eval_loss"] for x in h if "eval_loss" in x), "not the loss", id="loss"
-        ),
-        pytest.param(lambda h: float(_best_epoch(h)), "Return an int", id="a-float"),
-        pytest.param(
-            lambda h: round(min((x for x in h if "loss" in x), key=lambda x: x["loss"])["epoch"]),
-            "only the entries that have 'eval_loss'",
-            id="training-loss",
-        ),
+        pytest.param(lambda t: 42, 0.1, 0.99, "Jinja string", id="not-a-template"),
+        pytest.param(_no_markers, 0.1, 0.99, "no {% generation %} markers", id="no-markers"),
+        pytest.param(_no_eos, 0.1, 0.99, "writes no EOS", id="no-eos"),
+        pytest.param(_handed_over, 0.1, 0.99, "still carries no loss", id="handed-over-template"),
+        pytest.param(lambda t: t, 0.99, 0.99, "the failure did not show", id="before-not-measured"),
+        pytest.param(lambda t: t, 0.1, 0.2, "train with your template", id="after-untrained"),
     ],
 )
-def test_04b_2_mistake(answer, hint):
-    _wrong(check("04b.2", answer), hint)
+def test_04b_2_mistake(answer, before, after, hint):
+    _wrong(check("04b.2", answer(_fixed_template()), before, after), hint)
 
 
 def _early_stop(losses, patience, strict=True, reset=True):
@@ -709,6 +751,19 @@ def _early_stop(losses, patience, strict=True, reset=True):
             best, waited = loss, 0
         else:
             waited = waited + 1 if reset else epoch - losses.index(min(losses[:epoch])) - 1
+            if waited >= patience:
+                return epoch
+    return len(losses)
+
+
+def _never_resets(losses, patience):
+    """Counts every epoch without a new best, but a new best does not reset the count."""
+    best, waited = float("inf"), 0
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best:
+            best = loss
+        else:
+            waited += 1
             if waited >= patience:
                 return epoch
     return len(losses)
@@ -730,6 +785,7 @@ def test_04b_3_reference():
             id="equal-counts-as-better",
         ),
         pytest.param(lambda losses, patience: len(losses), "Count epochs", id="never-stops"),
+        pytest.param(_never_resets, "resets the count", id="count-never-resets"),
     ],
 )
 def test_04b_3_mistake(answer, hint):
@@ -740,14 +796,19 @@ def test_04b_3_mistake(answer, hint):
 
 
 def test_05_1_reference():
-    assert check("05.1", "polite")
+    assert check("05.1", "both")  # the first remaining name in sorted order, with a warning
 
 
 @pytest.mark.parametrize(
-    "answer", [pytest.param("bugfix", id="the-last-loaded"), pytest.param("default", id="default")]
+    ("answer", "hint"),
+    [
+        pytest.param("polite", "cannot stay active", id="the-deleted-one"),
+        pytest.param("bugfix", "sorted order", id="the-first-loaded"),
+        pytest.param("base", "does not fall back to the base model", id="the-base"),
+    ],
 )
-def test_05_1_mistake(answer):
-    _wrong(check("05.1", answer), "only `set_adapter` changes the active one")
+def test_05_1_mistake(answer, hint):
+    _wrong(check("05.1", answer), hint)
 
 
 MISTRAL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -781,26 +842,66 @@ def test_05_2_mistake(answer, hint):
     _wrong(check("05.2", answer()), hint)
 
 
+def _svd_combination(deltas, weights, r, weighted=True, keep=slice(None)):
+    """The reference solution of 05.3 (`keep` picks which singular directions, for mistakes)."""
+    total = sum((w if weighted else 1.0) * d for w, d in zip(weights, deltas))
+    U, S, Vh = torch.linalg.svd(total, full_matrices=False)
+    U, S, Vh = U[:, keep], S[keep], Vh[keep]
+    return Vh[:r], U[:, :r] * S[:r]
+
+
 def test_05_3_reference():
-    assert check("05.3", lambda weight, A, B, lora_alpha, r: weight + (lora_alpha / r) * B @ A)
+    assert check("05.3", _svd_combination)
+
+
+def test_05_3_reference_is_what_peft_builds():
+    """add_weighted_adapter(combination_type="svd") stores the same B @ A as the reference."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    from ftcourse.architectures import tiny_llama_config
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama_config(num_hidden_layers=1))
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False)
+    model = get_peft_model(model, config, adapter_name="one")
+    model.add_adapter("two", config)
+    model.add_weighted_adapter(
+        ["one", "two"], [1.0, 0.6], "svd", combination_type="svd", svd_rank=3
+    )
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    deltas = [layer.get_delta_weight(name) for name in ("one", "two")]
+    A, B = _svd_combination(deltas, [1.0, 0.6], 3)
+    assert torch.allclose(layer.get_delta_weight("svd"), B @ A, atol=1e-5)
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        pytest.param(lambda w, A, B, alpha, r: w + B @ A, "lora_alpha / r", id="no-scaling"),
         pytest.param(
-            lambda w, A, B, alpha, r: w + (r / alpha) * B @ A, "lora_alpha / r", id="inverted"
+            lambda deltas, weights, r: _svd_combination(deltas, weights, r)[0],
+            "Return a pair (A, B)",
+            id="a-only",
         ),
         pytest.param(
-            lambda w, A, B, alpha, r: w.T + (alpha / r) * A.T @ B.T,
-            "shape (12, 10), expected (10, 12)",
-            id="transposed",
+            lambda deltas, weights, r: _svd_combination(deltas, weights, r)[::-1],
+            "expected A r x d_in",
+            id="swapped",
         ),
         pytest.param(
-            lambda w, A, B, alpha, r: w + (alpha / r) * A @ B,
-            "B @ A, not A @ B",
-            id="a-at-b",
+            lambda deltas, weights, r: _svd_combination(deltas, weights, 10),
+            "expected A r x d_in",
+            id="not-truncated",
+        ),
+        pytest.param(
+            lambda deltas, weights, r: _svd_combination(deltas, weights, r, weighted=False),
+            "multiply each update by its weight",
+            id="unweighted",
+        ),
+        pytest.param(
+            lambda deltas, weights, r: _svd_combination(deltas, weights, r, keep=slice(1, None)),
+            "largest singular values",
+            id="not-the-largest",
         ),
     ],
 )
@@ -963,6 +1064,26 @@ def test_06_3_mistake(answer, hints):
 def test_06_3_hint_is_not_self_contradictory(answer, misleading):
     fb = check("06.3", answer)
     assert fb.status == "wrong" and misleading not in fb.message, fb.message
+
+
+def test_06_4_reference():
+    from ftcourse.docstore import DocStore, load_docs, load_questions, recall_at_k
+
+    store, questions = DocStore(load_docs()), load_questions("test")
+    assert recall_at_k(store, questions, 1) < 1.0 == recall_at_k(store, questions, 2)
+    assert check("06.4", 2)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        pytest.param(1, "recall@1 misses 1 question(s)", id="one-short"),
+        pytest.param(3, "keep the first k", id="too-many"),
+        pytest.param(1.0, "not a recall", id="a-recall"),
+    ],
+)
+def test_06_4_mistake(answer, hint):
+    _wrong(check("06.4", answer), hint)
 
 
 # ---------------------------------------------------------------- 07

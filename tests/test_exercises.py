@@ -25,7 +25,7 @@ def test_right_and_wrong_answers():
 
 
 def test_a_crashing_answer_is_feedback_not_an_exception():
-    fb = check("04.3", lambda history: 1 / 0)
+    fb = check("04b.3", lambda losses, patience: 1 / 0)
     assert fb.status == "wrong" and "ZeroDivisionError" in fb.message
 
 

@@ -110,3 +110,13 @@ def test_the_lanes_of_make_test_run_every_notebook_once():
     assert len(run) == len(set(run))
     # notebook 04 trains on the splits notebook 02 writes: the same lane, 02 first
     assert lanes[0] == ["notebooks/02_data.ipynb", "notebooks/04_qlora_training.ipynb"]
+
+
+def test_a_message_that_names_the_variable_is_not_a_read(tmp_path):
+    (tmp_path / "probe.py").write_text(
+        "import os\n\n"
+        "def reads():\n    return os.environ.get('FTCOURSE_PROFILE')\n\n"
+        "def tells(name):\n    raise ValueError(f'unknown {name}: set FTCOURSE_PROFILE to one')\n"
+    )
+    found, _ = package_readers(tmp_path)
+    assert "probe.reads" in found and "probe.tells" not in found
