@@ -58,7 +58,11 @@ class RunConfig:
         """The profile this run trains with: chosen, with the task's learning rate, then overridden."""
         from ftcourse.profiles import choose_profile
 
-        return choose_profile(self.profile).for_task(self.task).with_overrides(**self.profile_overrides)
+        return (
+            choose_profile(self.profile)
+            .for_task(self.task)
+            .with_overrides(**self.profile_overrides)
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
