@@ -56,6 +56,17 @@ def test_notebook_conventions(path):
     assert any(source(c).startswith("## Summary") for c in cs), "a summary section"
 
 
+# A learner reads a notebook in about half an hour: short cells, one idea each
+MARKDOWN_CELL_CHARS = 1250
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_cells_are_short(path):
+    long = [(c.get("id"), len(source(c))) for c in cells(path) if c["cell_type"] == "markdown"]
+    long = [(cell, n) for cell, n in long if n > MARKDOWN_CELL_CHARS]
+    assert not long, f"{path.name}: markdown cells over {MARKDOWN_CELL_CHARS} characters: {long}"
+
+
 def test_environment_yml_delegates_to_pip():
     env = (ROOT / "environment.yml").read_text()
     assert "-e .[dev]" in env and "-c constraints.txt" in env
