@@ -240,3 +240,54 @@ def mcnemar(a: list[bool], b: list[bool]) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased chance that at least one of k answers, drawn from n samples of which c are right, is right."""
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@dataclass
+class Headroom:
+    """Greedy accuracy against sampled pass@k on the same items: how far choosing better can go."""
+
+    task: str
+    greedy: float
+    pass_at: dict[int, float]  # k -> pass@k, estimated from `samples` answers per item
+    samples: int
+    temperature: float
+    right: list[int] = field(repr=False)  # per item: how many of its samples were right
+
+
+def headroom(
+    model,
+    tokenizer,
+    task: str,
+    records: list[dict],
+    samples: int = 8,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> Headroom:
+    """Greedy pass@1, then `samples` sampled answers per record, scored: pass@k for k = 1 .. samples."""
+    rule = scored_task(task)
+    greedy = evaluate(model, tokenizer, task, records, progress=progress).accuracy
+    prompts = [prompt_messages(r["messages"]) for r in records for _ in range(samples)]
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    answers = generate(
+        model, tokenizer, prompts, rule.max_new_tokens, progress=progress, temperature=temperature
+    )
+    model.train(was_training)
+    right = [
+        sum(rule.score(r, a) for a in answers[i * samples : (i + 1) * samples])
+        for i, r in enumerate(records)
+    ]
+    ks = sorted({1, *(k for k in (2, 4, 8, 16, 32) if k < samples), samples})
+    pass_at = {k: sum(pass_at_k(samples, c, k) for c in right) / len(right) for k in ks}
+    return Headroom(task, greedy, pass_at, samples, temperature, right)
