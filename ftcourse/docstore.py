@@ -18,9 +18,9 @@ import json
 import re
 from pathlib import Path
 
-from ftcourse.data import words
 from ftcourse.errors import CourseError
 from ftcourse.paths import DATA_DIR
+from ftcourse.prompting import Retriever
 from ftcourse.tasks import Task
 
 FOLDER = "stdlib_docs"
@@ -76,27 +76,22 @@ def answer_turn(record: dict) -> dict:
     return {"role": "assistant", "content": record["answer"]}
 
 
-class DocStore:
-    """BM25 search over documents by their words (`rank_bm25.BM25Okapi`); the one-off cost is the index."""
+class DocStore(Retriever):
+    """BM25 search over documents by their title and text; the one-off cost is the index."""
 
     def __init__(self, docs: list[dict]):
-        from rank_bm25 import BM25Okapi
-
         if not docs:
             raise CourseError("A document store needs at least one document.")
-        self.docs = list(docs)
-        self.ids = [d["id"] for d in self.docs]
-        self.bm25 = BM25Okapi([words(f"{d['title']} {d['text']}") for d in self.docs])
+        super().__init__(docs, text=lambda d: f"{d['title']} {d['text']}")
 
-    def search(self, query: str, k: int = 1) -> list[tuple[dict, float]]:
-        """The `k` best (document, score) pairs for `query`, best first; ties keep the store's order."""
-        scores = self.bm25.get_scores(words(query)).tolist()
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return [(self.docs[i], scores[i]) for i in order[:k]]
+    @property
+    def docs(self) -> list[dict]:
+        """The stored documents, in the store's order (`search` returns indexes into it)."""
+        return self.examples
 
     def top(self, record: dict, k: int = 1) -> list[dict]:
         """The `k` documents that best match a record's question."""
-        return [doc for doc, _ in self.search(record["question"], k)]
+        return [self.docs[i] for i, _ in self.search(record["question"], k)]
 
 
 def open_book(record: dict, store: DocStore, k: int = 1) -> list[dict]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ftcourse.tasks import scored_task
+from ftcourse.tasks import Task, scored_task
 
 
 def prompt_messages(messages: list[dict]) -> list[dict]:
@@ -107,15 +107,19 @@ class EvalResult:
 def evaluate(
     model,
     tokenizer,
-    task: str,
+    task: str | Task,
     records: list[dict],
     label: str = "",
     max_new_tokens: int | None = None,
     batch_size: int = 16,
     progress: bool = True,
 ) -> EvalResult:
-    """Generate an answer for each held-out record and score it with the task's rule."""
-    rule = scored_task(task)
+    """Generate an answer for each held-out record and score it with the task's rule.
+
+    `task` is a course task's name, or a `Task` of your own with a `score` rule (notebook 06's
+    knowledge task, `ftcourse.docstore.STDLIB_PARAMS`, is one).
+    """
+    rule = task if isinstance(task, Task) else scored_task(task)
     start = time.perf_counter()
     prompts = [prompt_messages(r["messages"]) for r in records]
     was_training = model.training
@@ -127,7 +131,7 @@ def evaluate(
     correct = [rule.score(r, a) for r, a in zip(records, answers)]
     seconds = time.perf_counter() - start
     accuracy = sum(correct) / max(len(correct), 1)
-    return EvalResult(task, label, accuracy, len(records), seconds, answers, correct, stopped)
+    return EvalResult(rule.name, label, accuracy, len(records), seconds, answers, correct, stopped)
 
 
 def results_table(results: list[EvalResult]) -> str:

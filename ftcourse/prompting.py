@@ -55,15 +55,16 @@ def query_text(record: dict) -> str:
 
 
 class Retriever:
-    """BM25 search over training examples by the words of their prompts (`rank_bm25.BM25Okapi`)."""
+    """BM25 search over examples by their words (`rank_bm25.BM25Okapi`): by default the words of
+    their prompts; `text` picks another text to search (`ftcourse.docstore.DocStore` does)."""
 
-    def __init__(self, examples: list[dict]):
+    def __init__(self, examples: list[dict], text: Callable[[dict], str] = query_text):
         from rank_bm25 import BM25Okapi
 
         if not examples:
             raise CourseError("A retriever needs at least one example to search.")
         self.examples = list(examples)
-        self.bm25 = BM25Okapi([words(query_text(e)) for e in self.examples])
+        self.bm25 = BM25Okapi([words(text(e)) for e in self.examples])
 
     def scores(self, query: str) -> list[float]:
         """The BM25 score of every example for `query` (higher: more words in common, rarer ones)."""
@@ -145,27 +146,6 @@ def _latency(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int) -
     return statistics.median(times)
 
 
-def _evaluate(
-    model, tokenizer, task: str | Task, records, label, max_new_tokens, batch_size, progress
-):
-    """`evaluate` for a course task; for a `Task` object, the same generation scored by its rule."""
-    if isinstance(task, str):
-        return evaluate(
-            model, tokenizer, task, records, label, max_new_tokens, batch_size, progress
-        )
-    start = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    stopped: list[bool] = []
-    prompts = [prompt_messages(r["messages"]) for r in records]
-    answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress, stopped)
-    model.train(was_training)
-    correct = [task.score(r, a) for r, a in zip(records, answers)]
-    accuracy = sum(correct) / max(len(correct), 1)
-    seconds = time.perf_counter() - start
-    return EvalResult(task.name, label, accuracy, len(records), seconds, answers, correct, stopped)
-
-
 def compare(
     model,
     tokenizer,
@@ -196,7 +176,7 @@ def compare(
         held_out = as_records(records, strategy.build)
         prompts = [prompt_messages(r["messages"]) for r in held_out]
         with using_adapter(model, strategy.adapter):
-            result = _evaluate(
+            result = evaluate(
                 model,
                 tokenizer,
                 task,

@@ -79,7 +79,8 @@ def test_form_rule_accepts_parameter_lists_only():
 
 def test_search_ranks_the_matching_document_first():
     store = DocStore(DOCS)
-    best, score = store.search("What are the parameters of shlex.split?", k=3)[0]
+    index, score = store.search("What are the parameters of shlex.split?", k=3)[0]
+    best = store.docs[index]
     assert best["id"] == "b" and score > 0
     assert [d["id"] for d in store.top(question("textwrap.shorten", "", "a"), 2)][0] == "a"
 

@@ -200,7 +200,7 @@ def test_compare_measures_every_strategy(tokenizer):
         compare(model, tokenizer, "python_qa", held_out, strategies)
 
 
-def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer):
+def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer, mode_model):
     """Generation replaced by fixed answers: each row's accuracy, form and stop rate are exact."""
     held_out = [
         record("Print the report. Now.", "Could you please print the report?"),
@@ -228,22 +228,13 @@ def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer):
             stops += [stopped for _, stopped in picked]
         return [answer for answer, _ in picked]
 
-    class Model:
-        training = False
-
-        def eval(self):
-            pass
-
-        def train(self, mode=True):
-            pass
-
     monkeypatch.setattr("ftcourse.evaluate.generate", fake_generate)
     monkeypatch.setattr("ftcourse.prompting.generate", fake_generate)
     strategies = [
         Strategy("zero-shot", zero_shot),
         Strategy("few-shot", lambda r: few_shot(r, CORPUS, 2)),
     ]
-    rows = compare(Model(), tokenizer, "polite", held_out, strategies, latency_requests=2)
+    rows = compare(mode_model, tokenizer, "polite", held_out, strategies, latency_requests=2)
     shares = [(r.accuracy, r.form_rate, r.stop_rate, r.n) for r in rows]
     assert shares == [(0.25, 0.5, 0.75, 4), (1.0, 1.0, 1.0, 4)]
     assert rows[0].result.correct == [True, False, False, False]
@@ -251,7 +242,7 @@ def test_compare_shares_are_exact_on_fixed_answers(monkeypatch, tokenizer):
     assert "| zero-shot | 25% (n=4) | 50% | 75% |" in table
 
 
-def test_compare_scores_a_task_object_by_its_own_rule(monkeypatch, tokenizer):
+def test_compare_scores_a_task_object_by_its_own_rule(monkeypatch, tokenizer, mode_model):
     """A `Task` outside the registry (notebook 06's knowledge task) is scored by its `score`."""
     from ftcourse.docstore import STDLIB_PARAMS, closed_book
 
@@ -278,18 +269,10 @@ def test_compare_scores_a_task_object_by_its_own_rule(monkeypatch, tokenizer):
             stops += [True] * len(prompts)
         return [fixed[p[-1]["content"]] for p in prompts]
 
-    class Model:
-        training = False
-
-        def eval(self):
-            pass
-
-        def train(self, mode=True):
-            pass
-
+    monkeypatch.setattr("ftcourse.evaluate.generate", fake_generate)
     monkeypatch.setattr("ftcourse.prompting.generate", fake_generate)
     (row,) = compare(
-        Model(), tokenizer, STDLIB_PARAMS, held_out, [Strategy("zero-shot", zero_shot)]
+        mode_model, tokenizer, STDLIB_PARAMS, held_out, [Strategy("zero-shot", zero_shot)]
     )
     assert (row.accuracy, row.form_rate, row.n) == (0.5, 0.5, 2)
     assert row.result.task == "stdlib_params" and row.result.correct == [True, False]
