@@ -68,18 +68,51 @@ def changed_imports(before: dict[str, str], after: dict[str, str], modules) -> l
     return sorted(d for d in dists if before.get(d) and before.get(d) != after.get(d))
 
 
+def torch_minimum() -> str | None:
+    """The lowest torch the installed transformers runs with: its `torch` extra's `>=` bound."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    for line in md.requires("transformers") or []:
+        req = Requirement(line)
+        if req.name == "torch" and req.marker and req.marker.evaluate({"extra": "torch"}):
+            bounds = [s.version for s in req.specifier if s.operator == ">="]
+            if bounds:
+                return bounds[0]
+    return None
+
+
+def torch_advice(installed: str | None, minimum: str | None) -> str | None:
+    """One line saying what to do when the installed torch is below `minimum`; None when it is not."""
+    from packaging.version import Version
+
+    if not installed or not minimum or Version(installed) >= Version(minimum):
+        return None
+    return (
+        f"torch {installed} is older than {minimum}, the lowest the installed transformers runs "
+        f'with (below it, transformers turns torch off): run `!pip install -q "torch>={minimum}"`, '
+        "then restart the runtime (Runtime > Restart session)."
+    )
+
+
 def install(path: str = CLONE_DIR, run: Callable[[list[str]], int] | None = None) -> list[str]:
     """pip-install the course with its `colab` extra; return (and name) what needs a restart.
 
     A package the running kernel has already imported keeps its old version in memory until the
-    runtime restarts; anything else is usable at once.
+    runtime restarts; anything else is usable at once. A torch older than transformers needs is
+    named with the command that upgrades it.
     """
     run = run or (lambda cmd: subprocess.run(cmd, check=False).returncode)
     before = _versions()
     code = run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{path}[colab]"])
     if code != 0:
         raise RuntimeError(f"pip could not install the course (exit code {code}); see above.")
-    stale = changed_imports(before, _versions(), list(sys.modules))
+    after = _versions()
+    stale = changed_imports(before, after, list(sys.modules))
+    advice = torch_advice(after.get("torch"), torch_minimum())
+    if advice:
+        print(advice)
     if stale:
         print(
             "Restart the runtime now (Runtime > Restart session), then run this notebook again "

@@ -11,6 +11,9 @@ from ftcourse.paths import NOTEBOOK_GLOB, REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob(NOTEBOOK_GLOB))
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+# Not the tested pin: Colab's gradio, gradio-client and diffusers need huggingface-hub below 2
+# (tests/test_colab_resolution.py checks that the cap resolves and that they accept the result).
+CAPPED = {"huggingface-hub": "<2"}
 
 
 def test_the_repository_url_is_written_once_in_pyproject():
@@ -46,6 +49,9 @@ def test_colab_installs_the_tested_training_libraries_and_nothing_of_the_jupyter
     names = {r.name.lower() for r in extra}
     assert {"transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"} <= names
     for req in extra:
+        if req.name.lower() in CAPPED:
+            assert str(req.specifier) == CAPPED[req.name.lower()], req
+            continue
         assert str(req.specifier) == f"=={pins[req.name.lower()]}", req
     untouchable = {"ipykernel", "ipython", "tornado", "pyzmq", "numpy", "pandas", "jupyterlab"}
     assert not names & untouchable
@@ -70,3 +76,38 @@ def test_install_says_when_no_restart_is_needed(monkeypatch, capsys):
     monkeypatch.setattr(colab, "_versions", lambda: {"trl": "1.16.0"})
     assert colab.install("/x", run=lambda cmd: 0) == []
     assert "No restart needed" in capsys.readouterr().out
+
+
+def test_the_torch_minimum_from_transformers_metadata_is_the_one_its_code_enforces():
+    import inspect
+    import re
+
+    from packaging.version import Version
+    from transformers.utils import import_utils
+
+    minimum = colab.torch_minimum()
+    assert minimum is not None
+    gate = re.findall(
+        r'version\.parse\("([\d.]+)"\)', inspect.getsource(import_utils.is_torch_available)
+    )
+    assert gate and {Version(v) for v in gate} == {Version(minimum)}, (gate, minimum)
+    core = next(r for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch")
+    bounds = [Version(s.version) for s in Requirement(core).specifier if s.operator == ">="]
+    assert bounds == [Version(minimum)], f"pyproject.toml's {core!r} should say torch>={minimum}"
+
+
+def test_install_says_how_to_upgrade_a_torch_older_than_transformers_needs(monkeypatch, capsys):
+    minimum = colab.torch_minimum()
+    versions = iter([{"torch": "2.5.1+cu121"}, {"torch": "2.5.1+cu121"}])
+    monkeypatch.setattr(colab, "_versions", lambda: next(versions))
+    colab.install("/x", run=lambda cmd: 0)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("torch 2.5.1+cu121")]
+    assert len(lines) == 1 and f'pip install -q "torch>={minimum}"' in lines[0], lines
+    assert "Restart session" in lines[0]
+
+
+def test_install_is_silent_about_a_torch_transformers_accepts(monkeypatch, capsys):
+    monkeypatch.setattr(colab, "_versions", lambda: {"torch": "2.11.0+cu128"})
+    colab.install("/x", run=lambda cmd: 0)
+    assert "older than" not in capsys.readouterr().out
+    assert colab.torch_advice("2.6.0a0", "2.6") is not None, "a pre-release of 2.6 is below 2.6"
