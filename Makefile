@@ -63,8 +63,8 @@ NBVAL = $(BIN)/python -m pytest -q --durations=10 --nbval-lax --nbval-current-en
 
 # `make test`: install, lint, then three lanes side by side on the machine's two cores, each a chain
 # of stages: the notebooks on cpu-tiny that train (02 writes the splits 04 trains on; 04b reuses
-# 04's bugfix adapter), the other notebooks (05 and 06 wait for 04's adapters), and the unit tests,
-# the stand-ins and the browser. A stage's output goes to build/test-logs/; the console shows each
+# 04's bugfix adapter), the other notebooks (05, 06 and 08 wait for 04's adapters, 08's solutions
+# for 08's mixed adapter), and the unit tests, the stand-ins and the browser. A stage's output goes to build/test-logs/; the console shows each
 # stage's start and end with its wall time, then a table of them. OMP_WAIT_POLICY=PASSIVE: torch's
 # waiting OpenMP threads sleep instead of spinning on a core another lane needs.
 # CI installs the export extra too, so the GGUF tests and notebook 07's llama.cpp cells run there.
@@ -73,7 +73,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/$(NOTEBOOK_GLOB))) \
 	$(sort $(wildcard notebooks/solutions/$(NOTEBOOK_GLOB)))
 NB_TRAINING := notebooks/02_data.ipynb notebooks/04_qlora_training.ipynb
 NB_DEEP_DIVE := notebooks/04b_debugging_a_fine_tune.ipynb
-NB_AFTER_04 := notebooks/05_inference_and_adapters.ipynb notebooks/06_capstone.ipynb
+NB_AFTER_04 := notebooks/05_inference_and_adapters.ipynb notebooks/06_capstone.ipynb \
+	notebooks/08_after_sft.ipynb notebooks/solutions/08_after_sft_solutions.ipynb
 NB_OTHERS := $(filter-out $(NB_TRAINING) $(NB_DEEP_DIVE) $(NB_AFTER_04),$(NOTEBOOKS))
 
 test:
@@ -92,7 +93,7 @@ lane-deep-dive: lane-training
 lane-others:
 	@$(STAGE) notebooks-others $(NBVAL) $(NB_OTHERS)
 lane-after-04: lane-training lane-others
-	@$(STAGE) notebooks-05-06 $(NBVAL) $(NB_AFTER_04)
+	@$(STAGE) notebooks-05-06-08 $(NBVAL) $(NB_AFTER_04)
 lane-checks:
 	@$(STAGE) unit-tests $(MAKE) --no-print-directory unit-test
 	@for p in $(STANDINS); do \

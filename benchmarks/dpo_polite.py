@@ -76,21 +76,14 @@ def harvest(model, tokenizer, records, samples, temperature, chosen, synthetic=0
 
 def run_one(profile, folder, pairs, test, config: dict, out: str) -> dict:
     """Train the SFT adapter further with DPO under `config`; score it on `test`."""
-    from datasets import Dataset
-    from peft import PeftModel
-    from trl import DPOTrainer
-
-    from ftcourse.adapters import inference_base
     from ftcourse.evaluate import evaluate
-    from ftcourse.preference import dpo_config, failure_rates
+    from ftcourse.preference import dpo_trainer, failure_rates
 
-    base, tokenizer = inference_base(profile)
-    model = PeftModel.from_pretrained(base, str(folder), is_trainable=True)
-    keep = ("prompt", "chosen", "rejected")
-    data = Dataset.from_list([{k: p[k] for k in keep} for p in pairs])
     loss = {"sft": ["sigmoid", "sft"]}.get(config["loss"], [config["loss"]])
-    args = dpo_config(
+    trainer = dpo_trainer(
         profile,
+        folder,
+        pairs,
         out,
         max_steps=config["steps"],
         learning_rate=config["lr"],
@@ -102,12 +95,11 @@ def run_one(profile, folder, pairs, test, config: dict, out: str) -> dict:
         logging_steps=10,
         disable_tqdm=True,
     )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
     logs = [h for h in trainer.state.log_history if "rewards/margins" in h]
-    result = evaluate(trainer.model, tokenizer, "polite", test, progress=False)
+    result = evaluate(trainer.model, trainer.processing_class, "polite", test, progress=False)
     return {
         "accuracy": result.accuracy,
         "stop": result.stop_rate,

@@ -276,16 +276,17 @@ def headroom(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    batch_size: int = 16,
 ) -> Headroom:
     """Greedy pass@1, then `samples` sampled answers per record, scored: pass@k for k = 1 .. samples."""
     rule = scored_task(task)
-    greedy = evaluate(model, tokenizer, task, records, progress=progress).accuracy
+    greedy = evaluate(model, tokenizer, task, records, batch_size=batch_size, progress=progress)
     prompts = [prompt_messages(r["messages"]) for r in records for _ in range(samples)]
     was_training = model.training
     model.eval()
     torch.manual_seed(seed)
     answers = generate(
-        model, tokenizer, prompts, rule.max_new_tokens, progress=progress, temperature=temperature
+        model, tokenizer, prompts, rule.max_new_tokens, batch_size, progress, None, temperature
     )
     model.train(was_training)
     right = [
@@ -294,4 +295,4 @@ def headroom(
     ]
     ks = sorted({1, *(k for k in (2, 4, 8, 16, 32) if k < samples), samples})
     pass_at = {k: sum(pass_at_k(samples, c, k) for c in right) / len(right) for k in ks}
-    return Headroom(task, greedy, pass_at, samples, temperature, right)
+    return Headroom(task, greedy.accuracy, pass_at, samples, temperature, right)

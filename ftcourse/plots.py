@@ -296,3 +296,42 @@ def strategy_comparison(rows, title: str = "Prompting, retrieval or fine-tuning:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- 08 · after SFT
+
+
+def preference_curves(histories: dict):
+    """DPO's logged reward margin, reward accuracy and chosen log-probability against step, per run."""
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("rewards/margins", "reward margin (chosen - rejected)"),
+        ("rewards/accuracies", "reward accuracy"),
+        ("logps/chosen", "log-probability of the chosen answer (summed)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, label) in zip(axes, panels):
+        for run, history in histories.items():
+            points = [(h["step"], h[key]) for h in history if key in h]
+            ax.plot(*zip(*points), label=run)
+        ax.set(xlabel="optimizer step", title=label)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def reward_curve(history: list[dict], title: str = "mean reward per generated batch"):
+    """GRPO's logged mean reward, and the share of groups whose answers all scored alike, per step."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    logged = [h for h in history if "reward" in h]
+    steps = [h["step"] for h in logged]
+    ax.plot(steps, [h["reward"] for h in logged], "o-", label="mean reward")
+    if all("frac_reward_zero_std" in h for h in logged):
+        silent = [h["frac_reward_zero_std"] for h in logged]
+        ax.plot(steps, silent, "s--", label="groups all alike (teach nothing)")
+    ax.set(xlabel="optimizer step", ylabel="share", title=title, ylim=(-0.02, 1.02))
+    ax.legend()
+    return fig

@@ -5,7 +5,8 @@ form. The course builds them from its own data: rejected is what the SFT adapter
 a training prompt and the task's rule marked wrong; chosen is a right answer the adapter gave to the
 same prompt, or the record's reference. Rewrites of the reference that make it curt, drop a word,
 mangle one or loop can add failures the adapter rarely shows. `failure` says which way a polite
-rewrite went wrong. Measured so far, DPO on these pairs gains nothing held-out (docs/benchmarks.md).
+rewrite went wrong. Measured, DPO on the adapter's own mistakes gains nothing held-out; on a set
+with bad targets (`mixed_set`, notebook 08) it removes most of them (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -81,6 +82,56 @@ def synthetic_rejections(request: str, reference: str) -> dict[str, str]:
         )
     out["looping"] = " ".join(reference.split()[:4] + ["please"] * 6)
     return {kind: text for kind, text in out.items() if failure(request, text) == kind}
+
+
+# ---------------------------------------------------------------- a mixed training set
+
+BAD_KINDS = ("impolite", "looping")  # the bad targets a scraped polite set is given
+
+
+def mixed_set(
+    records: list[dict], share: float, kinds: tuple[str, ...] = BAD_KINDS, seed: int = 0
+) -> list[dict]:
+    """A copy of `records` in which `share` of the targets are bad answers, as scraped data has.
+
+    The bad records are drawn at random (seeded) and take turns over `kinds`: "impolite" returns
+    the curt request as it came, "looping" the reference's first words and then "please" over and
+    over (`synthetic_rejections`). Each record gains `bad` (its kind, or "" for a good target) and
+    `good` (the reference answer, kept for preference pairs).
+    """
+    import random
+
+    if not 0 <= share <= 1:
+        raise CourseError(f"share={share}: use a fraction between 0 and 1.")
+    if unknown := set(kinds) - set(BAD_KINDS):
+        raise CourseError(f"kinds: {sorted(unknown)} are not bad-target kinds; use {BAD_KINDS}.")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    chosen = sorted(order[: round(share * len(records))])
+    kind_of = {i: kinds[n % len(kinds)] for n, i in enumerate(chosen)}
+    out = []
+    for i, record in enumerate(records):
+        good = record["messages"][-1]["content"]
+        kind = kind_of.get(i, "")
+        bad = synthetic_rejections(record["input"], good).get(kind) if kind else None
+        answer = bad or good
+        messages = [*record["messages"][:-1], {"role": "assistant", "content": answer}]
+        out.append({**record, "messages": messages, "bad": kind if bad else "", "good": good})
+    return out
+
+
+def filtered(records: list[dict]) -> list[dict]:
+    """The records of a mixed set whose targets are good: what filtering keeps."""
+    return [r for r in records if not r["bad"]]
+
+
+def mixed_pairs(records: list[dict]) -> list[dict]:
+    """One pair per bad record of a mixed set: the good answer chosen, the bad target rejected."""
+    return [
+        pair(r["messages"][:-1], r["good"], r["messages"][-1]["content"], f"mixed: {r['bad']}")
+        for r in records
+        if r["bad"]
+    ]
 
 
 # ---------------------------------------------------------------- pairs
@@ -208,3 +259,33 @@ def dpo_config(profile, output_dir: str | Path, **overrides):
         dataloader_num_workers=0,
     )
     return DPOConfig(**{**values, **overrides})
+
+
+def dpo_trainer(
+    profile, adapter: str | Path, pairs: list[dict], output_dir: str | Path, **settings
+):
+    """trl's DPOTrainer on the saved SFT adapter at `adapter`, untrained; `settings` go to DPOConfig.
+
+    The adapter loads trainable on the profile's base (`ftcourse.adapters.inference_base`); with no
+    `ref_model`, trl adds a frozen copy of it named `ref` as the reference. trl stores a 4-bit
+    base's adapter in bf16; `match_adapter_dtype` puts it back in the profile's dtype.
+    """
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import DPOTrainer
+
+    from ftcourse.adapters import inference_base
+    from ftcourse.trainer import match_adapter_dtype
+
+    base, tokenizer = inference_base(profile)
+    model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+    data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+    args = dpo_config(profile, output_dir, **settings)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    match_adapter_dtype(trainer.model, profile)
+    return trainer
+
+
+def bad_answers(requests: list[str], answers: list[str], kinds: tuple[str, ...] = BAD_KINDS):
+    """Per answer: did it fail in one of `kinds` (by default the ways a mixed set teaches)?"""
+    return [failure(r, a) in kinds for r, a in zip(requests, answers)]

@@ -58,7 +58,20 @@ def test_dpo_trains_the_adapter_against_a_frozen_copy_of_itself(
     after = dict(model.named_parameters())
     moved = [n for n, p in trainers[0].before.items() if not torch.equal(p, after[n])]
     assert moved and all(".default." in n for n in moved)  # the reference copy never moves
+    # trl stores a 4-bit base's adapter in bf16; dpo_trainer puts it back in the profile's fp32
+    assert {p.dtype for n, p in model.named_parameters() if ".default." in n} == {torch.float32}
     assert set(result) >= {"accuracy", "margin", "reward_accuracy", "chosen_logp", "seconds"}
     assert len(scored) == 4 and all(m is model for m in scored), "the model DPO trained is scored"
     assert (result["accuracy"], result["stop"], result["failures"]["impolite"]) == (0.5, 0.75, 0.5)
     assert result["seconds"] > 0
+
+
+def test_the_mixed_benchmark_reads_its_grid(load_benchmark):
+    bench = load_benchmark("dpo_mixed")
+    assert bench.parse("lr=5e-4 steps=20 loss=sigmoid+sft") == {
+        "lr": 5e-4,
+        "steps": 20,
+        "beta": 0.1,
+        "loss": ["sigmoid", "sft"],
+    }
+    assert [bench.parse(c)["lr"] for c in bench.DEFAULT_GRID] == [5e-4, 5e-4]

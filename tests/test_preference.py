@@ -9,8 +9,11 @@ from ftcourse.preference import (
     FAILURES,
     failure,
     failure_rates,
+    filtered,
     harvest_pairs,
     loops,
+    mixed_pairs,
+    mixed_set,
     synthetic_rejections,
     validate_pairs,
 )
@@ -161,3 +164,49 @@ def test_dpo_config_sets_the_profiles_precision_not_trls_bf16_default(tmp_path, 
     assert (args.bf16, args.fp16, args.beta) == (bf16, fp16, 0.3)
     assert args.activation_checkpointing == profile.gradient_checkpointing
     assert args.max_length == profile.max_length and args.save_strategy == "no"
+
+
+# ---------------------------------------------------------------- a mixed training set
+
+REQUESTS = [
+    ("Reserve a table. Immediately.", "When you have a moment, could you please reserve a table?"),
+    ("Send the report now!", "Could you please send the report?"),
+    ("Book a taxi to the airport.", "Could you please book a taxi to the airport?"),
+    ("Fix the printer today!", "Could you please fix the printer today?"),
+    ("Call the plumber.", "Would you please call the plumber?"),
+    ("Water the plants tonight!", "Could you please water the plants tonight?"),
+]
+
+
+def test_mixed_set_makes_the_share_bad_in_the_kinds_asked_for_and_keeps_the_good_answer():
+    records = [record(q, a) for q, a in REQUESTS * 5]  # 30 records
+    mixed = mixed_set(records, share=0.4, seed=1)
+    bad = [r for r in mixed if r["bad"]]
+    assert len(bad) == 12 and {r["bad"] for r in bad} == {"impolite", "looping"}
+    for r, original in zip(mixed, records):
+        answer = r["messages"][-1]["content"]
+        assert r["good"] == original["messages"][-1]["content"]
+        assert r["messages"][:-1] == original["messages"][:-1]  # the prompt is untouched
+        assert failure(r["input"], answer) == (r["bad"] or None), (r["bad"], answer)
+    assert mixed_set(records, share=0.4, seed=1) == mixed  # seeded
+    assert [r["bad"] for r in mixed_set(records, share=0.4, seed=2)] != [r["bad"] for r in mixed]
+
+
+def test_filtered_and_mixed_pairs_split_the_set_by_its_bad_records():
+    mixed = mixed_set([record(q, a) for q, a in REQUESTS], share=0.5, kinds=("impolite",))
+    assert len(filtered(mixed)) == 3 and not any(r["bad"] for r in filtered(mixed))
+    pairs = validate_pairs(mixed_pairs(mixed))
+    assert len(pairs) == 3 and {p["source"] for p in pairs} == {"mixed: impolite"}
+    for p in pairs:
+        request = p["prompt"][-1]["content"].split("\n\n")[-1]
+        assert p["rejected"][0]["content"] == request  # the curt request returned as it came
+        assert failure(request, p["chosen"][0]["content"]) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(share=1.5), "between 0 and 1"), (dict(share=0.1, kinds=("rude",)), "not bad-target")],
+)
+def test_mixed_set_refuses_what_it_cannot_make(kwargs, message):
+    with pytest.raises(CourseError, match=message):
+        mixed_set([record()], **kwargs)

@@ -14,14 +14,14 @@ notebooks can `assert check(...)`.
 
 from __future__ import annotations
 
-from ftcourse.exercises import nb00, nb01, nb02, nb03, nb04, nb04b, nb05, nb06, nb07
+from ftcourse.exercises import nb00, nb01, nb02, nb03, nb04, nb04b, nb05, nb06, nb07, nb08
 from ftcourse.exercises.core import LEVELS, Exercise, Feedback, Verdict
 
 __all__ = ["EXERCISES", "LEVELS", "Exercise", "Feedback", "check"]
 
 EXERCISES: dict[str, Exercise] = {
     e.id: e
-    for module in (nb00, nb01, nb02, nb03, nb04, nb04b, nb05, nb06, nb07)
+    for module in (nb00, nb01, nb02, nb03, nb04, nb04b, nb05, nb06, nb07, nb08)
     for e in module.EXERCISES
 }
 
