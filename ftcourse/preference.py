@@ -240,23 +240,16 @@ def _pair_problems(i: int, p: dict) -> list[str]:
 
 def dpo_config(profile, output_dir: str | Path, **overrides):
     """DPOConfig for the profile: its dtype flags set explicitly (trl defaults to bf16), no saving."""
-    import torch
     from trl import DPOConfig
 
+    from ftcourse.trainer import run_settings
+
     values = dict(
-        output_dir=str(output_dir),
+        **run_settings(profile, output_dir),
         per_device_train_batch_size=profile.batch_size,
         gradient_accumulation_steps=profile.grad_accum,
         lr_scheduler_type="cosine",
         max_length=profile.max_length,
-        bf16=profile.compute_dtype == "bfloat16",
-        fp16=profile.compute_dtype == "float16",
-        use_cpu=not torch.cuda.is_available(),
-        activation_checkpointing=profile.gradient_checkpointing,
-        save_strategy="no",
-        report_to="none",
-        seed=0,
-        dataloader_num_workers=0,
     )
     return DPOConfig(**{**values, **overrides})
 

@@ -108,11 +108,12 @@ def grpo_config(profile, output_dir: str | Path, **overrides):
     time; `max_steps` 20 (10 batches generated); `loss_type` "dapo" and `scale_rewards` "group"
     [the same]; `logging_steps` 1 [10]. docs/benchmarks.md has the configurations measured.
     """
-    import torch
     from trl import GRPOConfig
 
+    from ftcourse.trainer import run_settings
+
     values = dict(
-        output_dir=str(output_dir),
+        **run_settings(profile, output_dir),
         per_device_train_batch_size=32,
         gradient_accumulation_steps=1,
         num_generations=8,
@@ -127,15 +128,7 @@ def grpo_config(profile, output_dir: str | Path, **overrides):
         warmup_steps=0,
         max_steps=20,
         logging_steps=1,
-        bf16=profile.compute_dtype == "bfloat16",
-        fp16=profile.compute_dtype == "float16",
-        use_cpu=not torch.cuda.is_available(),
-        activation_checkpointing=profile.gradient_checkpointing,
-        save_strategy="no",
-        report_to="none",
-        seed=0,
         data_seed=0,
-        dataloader_num_workers=0,
     )
     return GRPOConfig(**{**values, **overrides})
 

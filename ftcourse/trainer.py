@@ -100,12 +100,29 @@ def lora_config(profile: Profile, **overrides):
     return LoraConfig(**{**values, **overrides})
 
 
+def run_settings(profile: Profile, output_dir: str | Path) -> dict:
+    """What every trl config of the course sets alike: the profile's precision and memory saver, no
+    saving, no reporting, seeded. trl turns bf16 on by default: refused on a CPU, emulated on a T4,
+    so the profile decides."""
+    return dict(
+        output_dir=str(output_dir),
+        bf16=profile.compute_dtype == "bfloat16",
+        fp16=profile.compute_dtype == "float16",
+        use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=profile.gradient_checkpointing,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        dataloader_num_workers=0,
+    )
+
+
 def sft_config(profile: Profile, output_dir: str | Path, **overrides):
     """SFTConfig for the profile: dtype flags, step budget and memory savers set explicitly."""
     from trl import SFTConfig
 
     values = dict(
-        output_dir=str(output_dir),
+        **run_settings(profile, output_dir),
         max_steps=profile.max_steps,
         num_train_epochs=profile.num_train_epochs,
         per_device_train_batch_size=profile.batch_size,
@@ -118,19 +135,10 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         max_length=None if profile.padding_free else profile.max_length,
         padding_free=profile.padding_free,
         assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
-        # trl turns bf16 on by default: refused on a CPU, emulated on a T4, so the profile decides
-        bf16=profile.compute_dtype == "bfloat16",
-        fp16=profile.compute_dtype == "float16",
-        use_cpu=not torch.cuda.is_available(),
-        activation_checkpointing=profile.gradient_checkpointing,
         logging_steps=profile.logging_steps,
-        save_strategy="no",
         # the loss on the validation split, four times a run: the overfitting alarm
         eval_strategy=profile.eval_strategy,
         eval_steps=profile.eval_steps,
-        report_to="none",
-        seed=0,
-        dataloader_num_workers=0,
     )
     return SFTConfig(**{**values, **overrides})
 
