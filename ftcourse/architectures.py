@@ -21,6 +21,11 @@ HUB_IDS: dict[str, str] = {
     "qwen2.5-7b-instruct": "Qwen/Qwen2.5-7B-Instruct",
     "smollm2-360m-instruct": "HuggingFaceTB/SmolLM2-360M-Instruct",
     "smollm2-1.7b-instruct": "HuggingFaceTB/SmolLM2-1.7B-Instruct",
+    "qwen3-1.7b": "Qwen/Qwen3-1.7B",
+    "qwen3-8b": "Qwen/Qwen3-8B",
+    "llama-3.2-1b-instruct": "meta-llama/Llama-3.2-1B-Instruct",
+    "gemma-3-1b-it": "google/gemma-3-1b-it",
+    "lfm2-1.2b": "LiquidAI/LFM2-1.2B",
 }
 
 

@@ -16,6 +16,11 @@ PUBLISHED = {
     "qwen2.5-7b-instruct": 7_615_616_512,
     "smollm2-360m-instruct": 361_821_120,
     "smollm2-1.7b-instruct": 1_711_376_384,
+    "qwen3-1.7b": 1_720_574_976,
+    "qwen3-8b": 8_190_735_360,
+    "llama-3.2-1b-instruct": 1_235_814_400,
+    "gemma-3-1b-it": 999_885_952,
+    "lfm2-1.2b": 1_170_340_608,
 }
 
 
