@@ -1,8 +1,14 @@
 """Shared test fixtures."""
 
+import os
+import tempfile
 import types
 
 import pytest
+
+# trackio reads TRACKIO_DIR once, when first imported, and trl imports it in any run once it is
+# installed: the tests' runs log to a folder of their own, set before anything imports trackio
+os.environ["TRACKIO_DIR"] = TRACKIO_DIR = tempfile.mkdtemp(prefix="ftcourse-trackio-")
 
 
 @pytest.fixture
