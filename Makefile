@@ -12,7 +12,7 @@ export MPLBACKEND ?= Agg
 # pytest exits 5 when it collects nothing: say so plainly instead of a bare make error
 PYTEST_RC = rc=$$?; [ $$rc -ne 5 ] || echo "ERROR: pytest collected no tests"; exit $$rc
 
-.PHONY: install install-export course publish-times test lint format notebooks-test standin-test unit-test \
+.PHONY: install install-export course publish-times test lint format notebooks-test standin-test unit-test model-test \
 	browser-test lane-training lane-deep-dive lane-others lane-after-04 lane-checks \
 	constraints clean base-model sweep train-speed determinism colab-cells
 
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so the package's plain `torch` requirement is already met by the CPU build
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,track]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
@@ -57,6 +57,9 @@ publish-times: install
 # The GPU profiles' CPU stand-ins (ftcourse/standins.py) run the notebooks whose code reads the
 # profile (scripts/profile_notebooks.py decides from the code; the others run alike everywhere)
 STANDINS ?= t4-standin gpu-24gb-standin llama-3.1-8b-standin
+# Notebook 04 through `FTCOURSE_MODEL` (ftcourse/ownmodel.py) on a stand-in of each model family a
+# learner is likely to pick: the profile is derived from the model, as for your own model
+MODELS ?= qwen3-1.7b gemma-3-1b-it llama-3.2-1b-instruct lfm2-1.2b
 # a cell that runs this long has hung: fail it instead of the whole CI run
 NBVAL = $(BIN)/python -m pytest -q --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	-p no:cacheprovider
@@ -90,6 +93,7 @@ lane-training:
 	@$(STAGE) notebooks-02-04 $(NBVAL) $(NB_TRAINING)
 lane-deep-dive: lane-training
 	@$(STAGE) notebooks-04b $(NBVAL) $(NB_DEEP_DIVE)
+	@$(STAGE) notebook-04-models $(MAKE) --no-print-directory model-test
 lane-others:
 	@$(STAGE) notebooks-others $(NBVAL) $(NB_OTHERS)
 lane-after-04: lane-training lane-others
@@ -116,6 +120,13 @@ standin-test: install
 	  echo "== notebooks on the $$p profile"; \
 	  FTCOURSE_PROFILE=$$p FTCOURSE_OUTPUT_DIR=$(CURDIR)/outputs/standins/$$p \
 	    $(NBVAL) $$($(BIN)/python scripts/profile_notebooks.py) || exit $$?; \
+	done
+
+model-test: install
+	@for m in $(MODELS); do \
+	  echo "== notebook 04 with FTCOURSE_MODEL=build/standins/$$m"; \
+	  FTCOURSE_MODEL=build/standins/$$m FTCOURSE_OUTPUT_DIR=$(CURDIR)/outputs/models/$$m \
+	    $(NBVAL) notebooks/04_qlora_training.ipynb || exit $$?; \
 	done
 
 # The widgets in JupyterLab in headless Chromium (Debian's chromium, installed here when missing)

@@ -81,6 +81,66 @@ def training_template(tokenizer, chat_template: str | None = None) -> tuple[str,
     return patched or template, "trl's training version of this template"
 
 
+COMPLETION_FORM = (
+    "prompt/completion records: the template has no generation markers and trl ships no training "
+    "version of it, so the loss is on what follows the prompt (single-turn data only)"
+)
+
+
+def training_form(tokenizer) -> tuple[str, str]:
+    """How SFT finds the answers with this tokenizer's template: ("assistant" or "completion", how).
+
+    "assistant": `assistant_only_loss=True` through generation markers (the template's own, or those
+    of the training version trl ships for it). "completion": trl's prompt/completion form, which
+    needs no markers: the prompt rendered with the generation prompt, the answer after it.
+    """
+    try:
+        return "assistant", training_template(tokenizer)[1]
+    except CourseError:
+        return "completion", COMPLETION_FORM
+
+
+def as_prompt_completion(
+    records: list[dict], source: str = "the data", numbers: list[int] | None = None
+) -> list[dict]:
+    """Single-turn chats as trl's conversational prompt/completion records; multi-turn is refused.
+
+    `numbers`: each record's number in its file, for the error (default: its position).
+    """
+    out = []
+    for k, record in enumerate(records):
+        messages = record["messages"]
+        answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        if answers != [len(messages) - 1]:
+            raise CourseError(
+                f"{source}, record {numbers[k] if numbers else k}: {len(answers)} assistant turns. This model's chat template "
+                "cannot mark answers (no {% generation %} markers, and trl ships no training "
+                "version of it), so only single-turn chats train with the loss on the answer: "
+                "split each chat into one record per answer (its history as the prompt), or "
+                "choose a model whose template trl can train (the README lists them)."
+            )
+        out.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return out
+
+
+def end_of_turn(tokenizer) -> str:
+    """The special token the template ends an answer with (Llama 3's <|eot_id|>, Gemma's <end_of_turn>)."""
+    answer = "Zq7Zq7"  # a marker no template writes
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": answer}]
+    text = render(tokenizer, messages)
+    after = text[text.rindex(answer) + len(answer) :]
+    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    found = next((i for i in ids if i in special), None)
+    if found is None:
+        raise CourseError(
+            f"The chat template ends an answer with {after!r}, which holds no special token: a "
+            "model trained on it never learns to stop. Use a model whose template closes each "
+            "assistant turn with an end-of-turn token."
+        )
+    return tokenizer.convert_ids_to_tokens(found)
+
+
 def trl_template(name: str) -> str:
     """A chat template trl ships (trl/chat_templates/<name>.jinja): originals and training versions."""
     from pathlib import Path

@@ -7,7 +7,8 @@ import platform
 import warnings
 from dataclasses import dataclass, field
 
-from ftcourse.profiles import Hardware, Profile, choose_profile, ensure_available
+from ftcourse.ownmodel import profile_for
+from ftcourse.profiles import Hardware, Profile, ensure_available
 
 LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
@@ -80,7 +81,7 @@ def report(profile_name: str | None = None) -> Report:
     hw = Hardware.detect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        profile = choose_profile(profile_name, hw)
+        profile = profile_for(profile_name, hw=hw)
     notes = [str(w.message) for w in caught]
     device = "cuda" if hw.cuda else "cpu"
     ok4, how4 = bnb_4bit_works(device)

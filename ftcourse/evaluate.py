@@ -20,9 +20,10 @@ def prompt_messages(messages: list[dict]) -> list[dict]:
 
 
 # Greedy decoding whatever the model's generation_config.json says: Instruct models ship sampling
-# defaults (Qwen2.5: temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05-1.1) that
-# `generate` applies to every value it is not given, and a repetition penalty works against tasks
-# that copy from the prompt. These are transformers' own defaults, so nothing is left to the file.
+# defaults (the GPU profiles' Qwen3: do_sample, temperature 0.6, top_p 0.95, top_k 20; Qwen2.5 also
+# a repetition_penalty of 1.05-1.1) that `generate` applies to every value it is not given, and a
+# repetition penalty works against tasks that copy from the prompt. These are transformers' own
+# defaults, so nothing is left to the file.
 GREEDY = dict(
     do_sample=False, num_beams=1, repetition_penalty=1.0, temperature=1.0, top_p=1.0, top_k=50
 )
@@ -65,6 +66,7 @@ def generate(
             enc = tokenizer.apply_chat_template(
                 conversations[start : start + batch_size],
                 add_generation_prompt=True,
+                enable_thinking=False,  # Qwen3: answer at once; templates without it ignore it
                 padding=True,
                 return_tensors="pt",
                 return_dict=True,

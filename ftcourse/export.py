@@ -397,7 +397,7 @@ def llama_answers(
     answers = []
     for conversation in conversations:
         prompt = tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=False
+            conversation, add_generation_prompt=True, enable_thinking=False, tokenize=False
         )
         out = llm.create_completion(
             prompt, max_tokens=max_new_tokens, temperature=0.0, top_k=1, repeat_penalty=1.0

@@ -169,7 +169,11 @@ def token_latency(
     pairs = {n: v if isinstance(v, tuple) else (v, nullcontext) for n, v in variants.items()}
     conversation = [{"role": "user", "content": prompt}]
     inputs = tokenizer.apply_chat_template(
-        conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        conversation,
+        add_generation_prompt=True,
+        enable_thinking=False,  # Qwen3: answer at once; templates without it ignore it
+        return_tensors="pt",
+        return_dict=True,
     )
     for model, context in pairs.values():
         model.eval()

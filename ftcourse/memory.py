@@ -38,8 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ftcourse.errors import CourseError
-from ftcourse.profiles import ATTENTION
-from ftcourse.runfile import check_method
+from ftcourse.profiles import ATTENTION, check_method
 
 GB = 1e9
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

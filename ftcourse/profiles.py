@@ -11,6 +11,18 @@ from pathlib import Path
 from ftcourse.errors import CourseError
 from ftcourse.paths import REPO_ROOT
 
+# full: every weight trains; lora: an adapter on the base in its dtype; qlora: on the 4-bit base
+METHODS = ("full", "lora", "qlora")
+ADAPTER_METHODS = tuple(m for m in METHODS if m != "full")  # the methods that save an adapter
+
+
+def check_method(method: str, methods: tuple[str, ...] = METHODS) -> str:
+    """Refuse a training method the course does not know (or not among `methods`); return it."""
+    if method not in methods:
+        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(methods)}.")
+    return method
+
+
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
 
@@ -53,6 +65,9 @@ class Profile:
     # the name of one of trl's training templates (trl/chat_templates/<name>.jinja), used throughout
     chat_template: str | None = None
     end_of_turn: str | None = None  # the token an answer ends with, when it is not the EOS token
+    # how SFT finds the answers: "assistant", the template's generation markers (assistant_only_loss);
+    # "completion", prompt/completion records for a template that cannot mark them (single-turn only)
+    loss_on: str = "assistant"
     standin_for: str | None = None  # a CPU stand-in: the GPU profile whose code paths it runs
     notes: str = field(default="", compare=False)
 
@@ -145,13 +160,14 @@ def _looks_like_hub_id(model: str) -> bool:
     return not model.startswith(("data/", "build/", "./", "/")) and model.count("/") == 1
 
 
-# Why the T4 computes in fp32: a T4 (compute capability 7.5) has no bf16, and Qwen2.x models, trained
-# in bf16, are reported to overflow in fp16 (activations past fp16's 65,504: NaN logits, answers of
-# "!!!!", QwenLM/Qwen3 issues #761 and #826). fp32 compute keeps what QLoRA saves (4-bit weights)
-# and costs speed: a T4 peaks at ~8 TFLOP/s in fp32 against ~65 in fp16 (an estimate; not measured).
+# Why the T4 computes in fp32: a T4 (compute capability 7.5) has no bf16, and Qwen models, trained
+# in bf16, are reported to overflow in fp16 (Qwen2.x: activations past fp16's 65,504, NaN logits,
+# answers of "!!!!", QwenLM/Qwen3 issues #761 and #826; Qwen3 in fp16 is not measured by the course).
+# fp32 compute keeps what QLoRA saves (4-bit weights) and costs speed: a T4 peaks at ~8 TFLOP/s in
+# fp32 against ~65 in fp16 (an estimate; not measured).
 T4_DTYPE_REASON = (
-    "fp32 compute on 4-bit weights: a T4 has no bf16, and Qwen2.x (trained in bf16) is reported to "
-    "overflow in fp16 (NaN logits, '!!!!' answers); fp32 is safe and slower"
+    "fp32 compute on 4-bit weights: a T4 has no bf16, and Qwen models (trained in bf16) are "
+    "reported to overflow in fp16 (NaN logits, '!!!!' answers); fp32 is safe and slower"
 )
 
 PROFILES: dict[str, Profile] = {
@@ -182,8 +198,8 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="t4",
-            summary="free Colab T4 (~15 GB, no bf16): Qwen2.5-1.5B-Instruct in 4-bit, fp32 compute",
-            model="Qwen/Qwen2.5-1.5B-Instruct",
+            summary="free Colab T4 (~15 GB, no bf16): Qwen3-1.7B in 4-bit, fp32 compute",
+            model="Qwen/Qwen3-1.7B",
             compute_dtype="float32",
             load_in_4bit=True,
             max_length=1024,
@@ -195,13 +211,13 @@ PROFILES: dict[str, Profile] = {
             needs_cuda=True,
             min_gpu_gb=12.0,
             gpu_gb=15.0,
-            architecture="qwen2.5-1.5b-instruct",
+            architecture="qwen3-1.7b",
             notes=T4_DTYPE_REASON,
         ),
         Profile(
             name="gpu-24gb",
-            summary="24 GB+ GPU with bf16: Qwen2.5-7B-Instruct in 4-bit (ungated: no account needed)",
-            model="Qwen/Qwen2.5-7B-Instruct",
+            summary="24 GB+ GPU with bf16: Qwen3-8B in 4-bit (ungated: no account needed)",
+            model="Qwen/Qwen3-8B",
             compute_dtype="bfloat16",
             load_in_4bit=True,
             max_length=2048,
@@ -216,7 +232,7 @@ PROFILES: dict[str, Profile] = {
             needs_bf16=True,
             min_gpu_gb=22.0,
             gpu_gb=24.0,
-            architecture="qwen2.5-7b-instruct",
+            architecture="qwen3-8b",
         ),
         Profile(
             name="llama-3.1-8b",
@@ -351,10 +367,17 @@ def get_profile(name: str) -> Profile:
 
 
 def choose_profile(name: str | None = None, hw: Hardware | None = None) -> Profile:
-    """Pick a profile: `name`, else $FTCOURSE_PROFILE, else the one the hardware fits."""
+    """Pick a profile: `name`, else $FTCOURSE_PROFILE, else the one the hardware fits.
+
+    For a model of your own (--model, $FTCOURSE_MODEL) see `ftcourse.ownmodel.profile_for`.
+    """
     hw = hw or Hardware.detect()
     name = name or os.environ.get("FTCOURSE_PROFILE") or None
-    profile = auto_profile(hw) if name is None else get_profile(name)
+    return with_env_settings(auto_profile(hw) if name is None else get_profile(name), hw, name)
+
+
+def with_env_settings(profile: Profile, hw: Hardware, name: str | None = None) -> Profile:
+    """The profile with $FTCOURSE_FAST and $FTCOURSE_DTYPE applied (and a warning if it won't fit)."""
     if os.environ.get("FTCOURSE_FAST", "0") not in ("", "0"):
         # live demos: score fewer held-out examples; training budgets stay as they are
         profile = profile.with_overrides(eval_samples=min(profile.eval_samples, 30))
@@ -372,7 +395,7 @@ def choose_profile(name: str | None = None, hw: Hardware | None = None) -> Profi
         warnings.warn(
             f"Profile {name!r} does not fit this hardware ({_hardware_text(hw)}); "
             f"{auto_profile(hw).name!r} does.",
-            stacklevel=2,
+            stacklevel=3,
         )
     return profile
 
@@ -398,13 +421,6 @@ def ensure_fits(profile: Profile, hw: Hardware | None = None) -> Profile:
     )
 
 
-def notebook_profile() -> Profile:
-    """The profile `setup_notebook` gives a notebook here (for checkers), without its warnings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return choose_profile()
-
-
 def is_offline() -> bool:
     """True when the Hub cannot be reached (HF_HUB_OFFLINE=1, or no network within 2 s)."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
@@ -428,7 +444,7 @@ def ensure_available(profile: Profile) -> Profile:
 
     A stand-in's model is built here on first use (`ftcourse.standins`), offline.
     """
-    if profile.is_standin:
+    if profile.standin_for:  # a GPU profile's stand-in (a model's own stand-in names its folder)
         from ftcourse.standins import ensure_standin
 
         ensure_standin(profile.architecture)

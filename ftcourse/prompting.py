@@ -88,7 +88,9 @@ def retrieval(record: dict, retriever: Retriever, k: int = 2) -> list[dict]:
 
 def prompt_tokens(tokenizer, conversation: list[dict]) -> int:
     """Tokens the model reads for one request: the conversation in the chat template, ready to answer."""
-    enc = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_dict=True)
+    enc = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, enable_thinking=False, return_dict=True
+    )
     return len(enc["input_ids"])
 
 

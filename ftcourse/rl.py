@@ -129,6 +129,7 @@ def grpo_config(profile, output_dir: str | Path, **overrides):
         max_steps=20,
         logging_steps=1,
         data_seed=0,
+        chat_template_kwargs={"enable_thinking": False},  # Qwen3 answers at once, as in SFT
     )
     return GRPOConfig(**{**values, **overrides})
 

@@ -19,18 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftcourse.errors import CourseError
-from ftcourse.profiles import Profile
+from ftcourse.profiles import ADAPTER_METHODS, METHODS, Profile, check_method
 
-# full: every weight trains; lora: an adapter on the base in its dtype; qlora: on the 4-bit base
-METHODS = ("full", "lora", "qlora")
-ADAPTER_METHODS = tuple(m for m in METHODS if m != "full")  # the methods that save an adapter
-
-
-def check_method(method: str, methods: tuple[str, ...] = METHODS) -> str:
-    """Refuse a training method the course does not know (or not among `methods`); return it."""
-    if method not in methods:
-        raise CourseError(f"Unknown method {method!r}: use one of {', '.join(methods)}.")
-    return method
+__all__ = [
+    "ADAPTER_METHODS",
+    "METHODS",
+    "RunConfig",
+    "check_method",
+]  # the methods live in profiles
 
 
 @dataclass
@@ -40,6 +36,7 @@ class RunConfig:
     task: str = "polite"
     method: str = "qlora"
     profile: str | None = None  # None: choose from the hardware / FTCOURSE_PROFILE
+    model: str | None = None  # any causal LM (Hub id or folder): a profile derived from it
     output_dir: str = "outputs/adapters/polite"
     train_samples: int | None = None  # None: the whole training split
     eval_samples: int | None = None  # None: the profile's eval_samples; 0 to skip
@@ -56,10 +53,10 @@ class RunConfig:
 
     def resolved_profile(self) -> Profile:
         """The profile this run trains with: chosen, with the task's learning rate, then overridden."""
-        from ftcourse.profiles import choose_profile
+        from ftcourse.ownmodel import profile_for
 
         return (
-            choose_profile(self.profile)
+            profile_for(self.profile, model=self.model)
             .for_task(self.task)
             .with_overrides(**self.profile_overrides)
         )

@@ -36,8 +36,9 @@ from ftcourse.checkpoints import (
     save_trained,
 )
 from ftcourse.errors import CourseError, report_errors
+from ftcourse.ownmodel import profile_for
 from ftcourse.paths import prepare_output_dir
-from ftcourse.profiles import Profile, choose_profile, ensure_fits
+from ftcourse.profiles import Profile, ensure_fits
 from ftcourse.runfile import RunConfig
 from ftcourse.trainer import (
     check_lengths,
@@ -46,6 +47,7 @@ from ftcourse.trainer import (
     match_adapter_dtype,
     sft_config,
     sft_trainer_class,
+    training_dataset,
 )
 
 EXIT_INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
@@ -91,15 +93,18 @@ def train_with_callbacks(
     profile = run.resolved_profile()
     prepare_output_dir(run.output_dir)  # an unwritable folder fails now, not after training
     train_ds, validation_ds = splits or _splits(run)  # and so does a bad data file
+    if run.train_samples:
+        train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
+    if run.renamed_copies:
+        train_ds = renamed_dataset(train_ds, run.renamed_copies)
+    # and multi-turn data for a template that cannot mark answers
+    train_ds = training_dataset(train_ds, profile, f"{run.task} training split")
+    validation_ds = training_dataset(validation_ds, profile, f"{run.task} validation split")
     resume = checkpoint_to_resume(run, profile)  # and a checkpoint of another model
     model, tokenizer = load_model(profile, run.method)
     if run.method != "full":
         set_seed(run.sft.get("seed", 0))  # the adapter's random init: same config, same run
         model = get_peft_model(model, lora_config(profile, **run.lora))
-    if run.train_samples:
-        train_ds = train_ds.select(range(min(run.train_samples, len(train_ds))))
-    if run.renamed_copies:
-        train_ds = renamed_dataset(train_ds, run.renamed_copies)
     args = sft_config(profile, run.output_dir, **run.sft)
     trainer = sft_trainer_class()(
         model=model,
@@ -203,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", help="override the output folder")
     parser.add_argument("--profile", help="a profile by name (default: chosen from the hardware)")
     parser.add_argument(
+        "--model",
+        help="any causal LM, a Hub id or a local folder: its profile is derived from its config "
+        "and this machine (ftcourse.ownmodel)",
+    )
+    parser.add_argument(
         "--score",
         metavar="MODULE:FUNCTION",
         help="with --data: score(record, answer) -> bool, run on the validation split",
@@ -212,11 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         help="with --data and --score: a held-out file to score instead (never trained on)",
     )
     parser.add_argument(
+        "--report-to",
+        choices=("none", "trackio"),
+        default="none",
+        help="log the metrics to trackio, in outputs/trackio: no account, no network "
+        '(pip install -e ".[track]"; see ftcourse.tracking)',
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="start over: ignore (and delete) earlier checkpoints"
     )
     args = parser.parse_args(argv)
     if (args.config is None) == (args.data is None):
         parser.error("give a YAML run file or --data FILE (one of the two)")
+    if args.profile and args.model:
+        parser.error("--profile and --model are two ways to choose the model: give one")
     if args.config and (args.name or args.score or args.test):
         parser.error("--name, --score and --test go with --data")
     if args.test and not args.score:
@@ -235,6 +254,8 @@ def _run_from_args(args: argparse.Namespace) -> RunConfig:
         from ftcourse.profiles import get_profile
 
         run.profile = get_profile(args.profile).name
+    if args.model:
+        run.model = args.model
     if args.max_steps:
         run.profile_overrides = {**run.profile_overrides, "max_steps": args.max_steps}
     if args.epochs:
@@ -242,6 +263,10 @@ def _run_from_args(args: argparse.Namespace) -> RunConfig:
         run.profile_overrides = {**run.profile_overrides, **budget}
     if args.output_dir:
         run.output_dir = args.output_dir
+    if args.report_to != "none":
+        from ftcourse.tracking import PROJECT, report_to
+
+        run.sft = {**run.sft, "report_to": report_to(args.report_to), "project": PROJECT}
     return run
 
 
@@ -262,6 +287,10 @@ def _train_command(args: argparse.Namespace) -> int:
         raise CourseError(
             f"{args.config}: {exc}" if args.config and run.profile else str(exc)
         ) from None
+    if run.model:
+        print(f"{profile.name}: {profile.summary}", flush=True)
+        if args.data:  # the derived plan decides; a run file's method is its own
+            run.method = "qlora" if profile.load_in_4bit else "lora"
     if not args.data:
         run.sft = {**cli_checkpoints(profile), **run.sft}
     run.resume_from_checkpoint = resume_point(run, args.fresh)
@@ -302,7 +331,7 @@ def _fitting_profile(run: RunConfig) -> Profile:
     """The run's profile, refused (a `CourseError`) when this machine cannot run it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "does not fit" is ensure_fits' error, not a warning too
-        profile = choose_profile(run.profile)
+        profile = profile_for(run.profile, model=run.model)
     return ensure_fits(profile).with_overrides(**run.profile_overrides)
 
 
@@ -328,7 +357,7 @@ def _report_eval(run: RunConfig, result: TrainResult) -> None:
     from ftcourse.evaluate import evaluate
     from ftcourse.tasks import SCORED, load_task
 
-    profile = choose_profile(run.profile)
+    profile = profile_for(run.profile, model=run.model)
     n = profile.eval_samples if run.eval_samples is None else run.eval_samples
     if n and run.task in SCORED:
         test = load_task(run.task, "test").select(range(n))

@@ -134,7 +134,9 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         # trl does not cut padding-free examples to max_length: `check_lengths` refuses long ones
         max_length=None if profile.padding_free else profile.max_length,
         padding_free=profile.padding_free,
-        assistant_only_loss=True,  # learn the answers, not the prompts (needs generation markers)
+        # learn the answers, not the prompts: through generation markers, or, for a template that
+        # has none, from prompt/completion records (`training_dataset`)
+        assistant_only_loss=profile.loss_on == "assistant",
         logging_steps=profile.logging_steps,
         # the loss on the validation split, four times a run: the overfitting alarm
         eval_strategy=profile.eval_strategy,
@@ -224,6 +226,17 @@ def match_adapter_dtype(model, profile: Profile) -> int:
             param.data = param.data.float()
             cast += 1
     return cast
+
+
+def training_dataset(dataset, profile: Profile, source: str = "the training split"):
+    """`dataset` in the form the profile's template trains with: chats, or prompt/completion records."""
+    if profile.loss_on == "assistant":
+        return dataset
+    from datasets import Dataset
+
+    from ftcourse.chat import as_prompt_completion
+
+    return Dataset.from_list(as_prompt_completion(list(dataset), source))
 
 
 def check_lengths(dataset, max_length: int, source: str) -> None:

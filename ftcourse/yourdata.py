@@ -90,8 +90,13 @@ class Prepared:
         return f"record {self.validation_at[i]} of {self.path.name}"
 
 
-def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1) -> Prepared:
-    """Read, validate, clean (printing nothing) and split a data file; records get `messages`."""
+def prepare(
+    path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1, single_turn: bool = False
+) -> Prepared:
+    """Read, validate, clean (printing nothing) and split a data file; records get `messages`.
+
+    `single_turn`: refuse a chat with more than one answer (a template that cannot mark answers).
+    """
     from ftcourse.data import split_records
     from ftcourse.quality import checklist, run_checklist
 
@@ -110,6 +115,10 @@ def prepare(path: str | Path, tokenizer, max_tokens: int, fraction: float = 0.1)
     notes = [r for r in report if r.index is None]
     gone = {r.index for r in removed}
     at = [i for i in range(len(records)) if i not in gone]  # the checks keep the file's order
+    if single_turn:
+        from ftcourse.chat import as_prompt_completion
+
+        as_prompt_completion(rows, str(path), at)
     return Prepared(
         path,
         fmt,
@@ -309,6 +318,13 @@ def _raised_at(exc: Exception, score: Callable) -> str:
     return f"{Path(frame.filename).name}, line {frame.lineno}"
 
 
+LOSS_ON = {
+    "assistant": "the answers only (assistant_only_loss, through the chat template's generation markers)",
+    "completion": "the answers only, as prompt/completion records (the chat template has no generation "
+    "markers and trl ships no training version of it)",
+}
+
+
 def model_card(prepared: Prepared, report: Report, run, profile) -> str:
     """README.md for the adapter folder: base model, data, settings, losses, time, samples."""
     loss = "not measured" if report.best_eval_loss is None else f"{report.best_eval_loss:.3f}"
@@ -333,6 +349,7 @@ def model_card(prepared: Prepared, report: Report, run, profile) -> str:
         f"{len(prepared.removed)} removed by the quality checklist; "
         f"{len(prepared.train)} trained on, {len(prepared.validation)} held out for validation",
         f"- Recipe: {report.recipe}",
+        f"- Loss on: {LOSS_ON[profile.loss_on]}",
         f"- Trained {report.steps} steps in {report.seconds:.0f} s; last training loss "
         + ("not logged" if report.final_train_loss is None else f"{report.final_train_loss:.3f}"),
         f"- Best validation loss: {loss}"
@@ -395,7 +412,9 @@ def start(run, data: str | Path, score: str | None = None, test: str | Path | No
     scorer = load_scorer(score) if score else None  # a bad --score fails before training
     profile = run.resolved_profile()
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(profile.model_path), profile)
-    prepared = prepare(data, tokenizer, profile.max_length)
+    prepared = prepare(
+        data, tokenizer, profile.max_length, single_turn=profile.loss_on == "completion"
+    )
     if test:
         prepared.test, prepared.test_path = load_test(test), Path(test)
     print(prepared.summary(), flush=True)

@@ -27,8 +27,8 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from ftcourse.docblocks import markdown_table, replace_block
+from ftcourse.ownmodel import notebook_profile
 from ftcourse.paths import BUILD_DIR, NOTEBOOK_GLOB
-from ftcourse.profiles import notebook_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = BUILD_DIR

@@ -20,8 +20,9 @@ from ftcourse.exercises.nb01 import EFFECTIVE_BATCH
 from ftcourse.exercises.nb02 import MIN_SHOUT_LETTERS, NEAR_THRESHOLD
 from ftcourse.exercises.nb04b import EPOCH_LOSSES
 from ftcourse.lora import lora_layers, lora_params_per_matrix
+from ftcourse.ownmodel import notebook_profile
 from ftcourse.paths import DATA_DIR
-from ftcourse.profiles import PROFILES, Hardware, auto_profile, notebook_profile
+from ftcourse.profiles import PROFILES, Hardware, auto_profile
 from ftcourse.prompting import few_shot, prompt_tokens, retrieval
 from ftcourse.quality import Removed, drop_near_duplicates
 

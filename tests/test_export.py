@@ -291,10 +291,10 @@ def test_the_base_profile_is_the_named_one_else_the_one_whose_model_the_adapter_
     assert profile_for(None).name == here
     assert profile_for("someone/other-model", "llama-3.1-8b-standin").name == "llama-3.1-8b-standin"
     assert profile_for(PROFILES["t4-standin"].model_path).name == "t4-standin"
-    folder = tmp_path / "Qwen2.5-1.5B-Instruct"  # the t4 model's name, as a folder on this machine
+    folder = tmp_path / "Qwen3-1.7B"  # the t4 model's name, as a folder on this machine
     folder.mkdir()
     assert profile_for(str(folder)).name == "t4-standin"
-    assert profile_for("Qwen/Qwen2.5-1.5B-Instruct").name == "t4"
+    assert profile_for("Qwen/Qwen3-1.7B").name == "t4"
     assert profile_for("/elsewhere/data/base-model").name == "cpu-tiny"  # another machine's path
     other = profile_for("someone/other-model")
     assert (other.name, other.model) == (here, "someone/other-model")
@@ -401,7 +401,7 @@ def test_a_missing_optional_package_names_the_extra(tmp_path, capsys, monkeypatc
         load_gguf(gguf)
 
 
-def test_a_qwen2_base_is_refused_before_anything_loads(tmp_path, capsys):
+def test_a_qwen3_base_is_refused_before_anything_loads(tmp_path, capsys):
     pytest.importorskip("gguf", reason=EXTRA)
     from ftcourse.profiles import ensure_available, get_profile
 
@@ -411,7 +411,7 @@ def test_a_qwen2_base_is_refused_before_anything_loads(tmp_path, capsys):
     adapter = fake_adapter(tmp_path / "adapter", base=str(standin))
     gguf = str(tmp_path / "m.gguf")
     err = error_of(capsys, adapter, "--merged", str(tmp_path / "merged"), "--gguf", gguf)
-    assert "'qwen2'" in err and "convert_hf_to_gguf.py" in err
+    assert "'qwen3'" in err and "convert_hf_to_gguf.py" in err
     assert not (tmp_path / "merged").exists()
 
 

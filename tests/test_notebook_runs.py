@@ -48,9 +48,9 @@ def test_calling_a_package_function_that_chooses_the_profile_counts(tmp_path, re
     assert "calls adapters.ensure_adapters, which reads the profile" in reasons(
         tmp_path, readers, SETUP, cell
     )
-    cell = "from ftcourse.profiles import notebook_profile as p\n\np()"
+    cell = "from ftcourse.ownmodel import notebook_profile as p\n\np()"
     assert reasons(tmp_path, readers, cell) == [
-        "calls profiles.notebook_profile, which reads the profile"
+        "calls ownmodel.notebook_profile, which reads the profile"
     ]
 
 

@@ -29,7 +29,7 @@ def _00_1(answer):
 def _00_2(answer):
     from transformers import AutoConfig
 
-    from ftcourse.profiles import notebook_profile
+    from ftcourse.ownmodel import notebook_profile
 
     config = AutoConfig.from_pretrained(notebook_profile().model_path)  # the notebook's `model`
     if answer != config.vocab_size * config.hidden_size:

@@ -15,8 +15,8 @@ def _tokenizer(course: bool = False):
     """The notebook's tokenizer (its profile's), or the course model's."""
     from transformers import AutoTokenizer
 
+    from ftcourse.ownmodel import notebook_profile
     from ftcourse.paths import BASE_MODEL_DIR
-    from ftcourse.profiles import notebook_profile
 
     return AutoTokenizer.from_pretrained(
         BASE_MODEL_DIR if course else notebook_profile().model_path
@@ -27,7 +27,7 @@ def _window() -> int:
     """The notebook's `window`: the model's `max_position_embeddings`, capped at the profile's `max_length`."""
     from transformers import AutoConfig
 
-    from ftcourse.profiles import notebook_profile
+    from ftcourse.ownmodel import notebook_profile
 
     profile = notebook_profile()
     context = AutoConfig.from_pretrained(profile.model_path).max_position_embeddings
