@@ -29,9 +29,19 @@ HUB_IDS: dict[str, str] = {
 }
 
 
-def list_architectures() -> list[str]:
-    """Short names of the bundled configs, sorted."""
-    return sorted(p.stem for p in ARCHITECTURES_DIR.glob("*.json"))
+# The model types built like Llama (q/k/v/o attention in every layer, a gate/up/down MLP): what
+# the memory estimate and notebooks 01 and 03 cover. Others (LFM2's convolution blocks) are bundled
+# for their CPU stand-ins.
+LLAMA_STYLE = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
+
+
+def list_architectures(every: bool = False) -> list[str]:
+    """Short names of the bundled Llama-style configs (`every`: all of them), sorted."""
+    import json
+
+    paths = sorted(ARCHITECTURES_DIR.glob("*.json"))
+    kind = {p.stem: json.loads(p.read_text())["model_type"] for p in paths}
+    return [name for name in kind if every or kind[name] in LLAMA_STYLE]
 
 
 def load_architecture(name: str):
@@ -46,7 +56,7 @@ def load_architecture(name: str):
     path = ARCHITECTURES_DIR / f"{short}.json"
     if not path.is_file():
         raise CourseError(
-            f"No bundled config named {name!r}. Bundled: {', '.join(list_architectures())} "
+            f"No bundled config named {name!r}. Bundled: {', '.join(list_architectures(every=True))} "
             "(or their Hub ids). For another model, use AutoConfig.from_pretrained(hub_id) online, "
             "or add its config.json to data/architectures/ with its source in the README there."
         )

@@ -130,7 +130,9 @@ def model_profile(model: str, hw: Hardware | None = None) -> Profile:
         gpu_gb=memory if hw.cuda else 0.0,
         end_of_turn=eot if eot != tokenizer.eos_token else None,
         loss_on=form,
-        notes=how,
+        notes=""
+        if hw.bf16 or not hw.cuda
+        else "fp32: no bf16 here; FTCOURSE_DTYPE=float16 is faster",
         standin_for="" if standin else None,  # a stand-in for no profile: for itself
         opt_in=True,
     )
