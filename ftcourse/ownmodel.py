@@ -5,10 +5,12 @@ The course's profiles hard-code what a model needs; for another model the same v
 - the compute dtype from the hardware: bf16 on a GPU that has it (compute capability 8.0+), else
   fp32 (a T4: fp16 is faster, at your risk: FTCOURSE_DTYPE=float16); fp32 on a CPU;
 - LoRA on every linear layer of the model (read from its config, so any module names work);
-- the sequence length, batch and gradient accumulation from `ftcourse.memory.estimate`: the longest
-  length up to 2,048 (512 on a CPU) and the largest batch up to 16 that fit in 90% of the GPU's
-  memory (80% of the free RAM on a CPU), accumulating to an
-  effective batch of 16; the base in 16-bit (or fp32) when that fits at batch 4, else in 4-bit;
+- the sequence length, batch and gradient accumulation from `ftcourse.memory.estimate`: the
+  longest length up to 2,048 (512 on a CPU) and the largest batch up to 16 that fit in 90% of the
+  GPU's memory (80% of the free RAM on a CPU), accumulating to an effective batch of 16; the base
+  in 16-bit (fp32 without bf16) when that fits at batch 4, else in 4-bit. The estimate reads every
+  layer as Llama's (attention and a gated MLP): for other blocks (LFM2's convolutions) it is an
+  approximation, not checked against a measurement;
 - pad and end-of-turn tokens from the tokenizer and its chat template (`ftcourse.chat`), and how
   the loss finds the answers: the template's markers, trl's training version of it, or
   prompt/completion records.
