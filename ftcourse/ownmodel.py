@@ -94,11 +94,8 @@ def model_profile(model: str, hw: Hardware | None = None) -> Profile:
     form, how = training_form(tokenizer)
     eot = end_of_turn(tokenizer)
     standin = Path(path, "standin.json").is_file()
-    device = "cuda" if hw.cuda else "cpu"
-    dtype = "bfloat16" if hw.bf16 else "float32"
-    targets = linear_modules(config)
-    memory = GPU_SHARE * hw.gpu_memory_gb if hw.cuda else RAM_SHARE * _free_ram_gb()
-    plan = plan_memory(config, memory, device, dtype, targets, cap=_context(config, device))
+    plan = plan_for(config, hw)
+    memory, dtype, targets = plan["memory_gb"], plan["compute_dtype"], plan["target_modules"]
     budget = dict(max_steps=-1, num_train_epochs=3 if hw.cuda else 1, learning_rate=2e-4)
     if standin:  # a tiny random model: a few steps at a high rate move the adapter measurably
         plan |= dict(max_length=256, batch_size=2, grad_accum=2)
@@ -138,6 +135,20 @@ def model_profile(model: str, hw: Hardware | None = None) -> Profile:
         standin_for="" if standin else None,  # a stand-in for no profile: for itself
         opt_in=True,
     )
+
+
+def plan_for(model, hw: Hardware) -> dict:
+    """What `hw` can do with `model` (a config, bundled name or model folder): `plan_memory`'s plan,
+    with the memory planned for, the compute dtype and LoRA's targets; a CourseError if it won't fit."""
+    from ftcourse.memory import as_config
+
+    config = as_config(model)
+    device = "cuda" if hw.cuda else "cpu"
+    memory = GPU_SHARE * hw.gpu_memory_gb if hw.cuda else RAM_SHARE * _free_ram_gb()
+    dtype = "bfloat16" if hw.bf16 else "float32"
+    targets = linear_modules(config)
+    plan = plan_memory(config, memory, device, dtype, targets, cap=_context(config, device))
+    return plan | dict(memory_gb=memory, compute_dtype=dtype, target_modules=targets)
 
 
 def plan_memory(

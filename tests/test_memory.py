@@ -145,7 +145,6 @@ def test_bad_input_says_what_to_do(llama, kwargs, message):
 
 def test_every_bundled_config_and_a_model_folder_is_accepted():
     from ftcourse.architectures import list_architectures, load_architecture
-
     from ftcourse.ownmodel import linear_modules
 
     for name in list_architectures(every=True):  # LFM2 names its layers otherwise: by their names
