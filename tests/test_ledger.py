@@ -21,9 +21,7 @@ def test_ledger_sizes_models_for_the_planned_gpu_and_sees_what_was_freed():
     ledger = Ledger(profile)
     four_bit = ledger.track(load_model(profile, "qlora")[0], "4-bit")
     full = ledger.track(load_model(profile, "lora")[0], "fp32")
-    real = memory.estimate(
-        "qwen3-1.7b", "qlora", compute_dtype="float32", double_quant=True
-    )
+    real = memory.estimate("qwen3-1.7b", "qlora", compute_dtype="float32", double_quant=True)
     assert ledger.size(four_bit) == real.weights, "sized as the real 1.7B model in 4-bit"
     assert ledger.size(full) == pytest.approx(1_720_574_976 * 4, rel=1e-6), "and in fp32"
     assert ledger.alive() == ["4-bit", "fp32"] and ledger.at_peak == ("4-bit", "fp32")
