@@ -48,17 +48,20 @@ GPU_SHARE = 0.9  # of the GPU's memory: room for the estimate's error and the al
 
 def resolve(model: str) -> str:
     """A local folder as an absolute path, or a Hub id that can be loaded here; else a CourseError."""
-    from ftcourse.standins import STANDINS_DIR, ensure_standin, standin_path
+    from ftcourse.standins import STANDINS_DIR, ensure_standin
 
     path = Path(model).expanduser()
-    if not path.is_absolute() and (REPO_ROOT / path).is_dir() and not path.is_dir():
-        path = REPO_ROOT / path  # a notebook runs in notebooks/: a path from the repository root
-    if not path.is_dir() and path.resolve().parent == STANDINS_DIR.resolve():
-        ensure_standin(path.name)  # a course stand-in is built on first use, offline
+    # a relative path from the working folder or, as a notebook runs in notebooks/, the repository's
+    for candidate in [path] if path.is_absolute() else [path, REPO_ROOT / path]:
+        if candidate.resolve().parent == STANDINS_DIR.resolve() and not candidate.is_dir():
+            ensure_standin(candidate.name)  # a course stand-in is built on first use, offline
+        if candidate.is_dir():
+            path = candidate
+            break
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise CourseError(f"{path} has no config.json: give a model folder or a Hub id.")
-        return str(standin_path(path.name) if path.parent == STANDINS_DIR else path.resolve())
+        return str(path.resolve())
     if model.count("/") != 1 or model.startswith((".", "/", "~")):
         raise CourseError(
             f"--model {model}: no such folder, and not a Hub id (owner/name). Give a folder that "

@@ -147,3 +147,24 @@ def test_an_uncached_hub_model_offline_is_one_error_line(tmp_path, capsys, monke
     assert main(["--data", str(data), "--model", "someone/not-cached-model"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not in the local Hugging Face cache" in err, err
+
+
+def test_a_stand_in_path_from_the_repository_root_works_from_any_folder(tmp_path, monkeypatch):
+    """A notebook runs in notebooks/: FTCOURSE_MODEL=build/standins/... still finds (or builds) it."""
+    from ftcourse import standins
+    from ftcourse.ownmodel import resolve
+
+    built = []
+    monkeypatch.setattr(standins, "STANDINS_DIR", tmp_path / "build" / "standins")
+    monkeypatch.setattr("ftcourse.ownmodel.REPO_ROOT", tmp_path)
+    monkeypatch.setattr(standins, "ensure_standin", lambda name: built.append(name))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CourseError, match="no such folder"):  # the fake build made nothing
+        resolve("build/standins/lfm2-1.2b")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    folder = tmp_path / "build" / "standins" / "gemma-3-1b-it"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    assert resolve("build/standins/gemma-3-1b-it") == str(folder.resolve())
+    assert built == ["lfm2-1.2b", "lfm2-1.2b"]  # asked for from the folder and from the root
