@@ -417,7 +417,7 @@ def start(run, data: str | Path, score: str | None = None, test: str | Path | No
     )
     if test:
         prepared.test, prepared.test_path = load_test(test), Path(test)
-    print(prepared.summary(), flush=True)
+    print(prepared.summary(), f"loss on: {LOSS_ON[profile.loss_on]}", sep="\n", flush=True)
     run.sft = {**best_checkpoint_settings(profile), **run.sft}
     return prepared, scorer, (_dataset(prepared.train), _dataset(prepared.validation))
 
