@@ -77,15 +77,26 @@ def test_each_family_trains_through_model_with_the_loss_on_answer_and_end_of_tur
     assert profile.loss_on == training_form(tok)[0]
 
 
-def test_the_command_trains_a_folder_and_says_how_the_answers_were_found(tmp_path, capsys):
-    folder = ensure_standin("llama-3.1-8b")  # Llama 3.1's template: no markers, no trl version
-    data = _write(tmp_path / "spell.jsonl", _chats(30))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_command_trains_each_family_and_says_how_the_answers_were_found(
+    family, tmp_path, capsys
+):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = ensure_standin(family)
+    data = _write(tmp_path / "sort.jsonl", _chats(30))
     argv = ["--data", str(data), "--model", str(folder), "--output-dir", str(tmp_path / "o")]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "prompt/completion records" in printed
+    form = training_form(AutoTokenizer.from_pretrained(folder))[0]
+    said = "prompt/completion records" if form == "completion" else "generation markers"
+    assert f"model:{family}" in capsys.readouterr().out
     card = (tmp_path / "o" / "README.md").read_text()
-    assert "Loss on: the answers only, as prompt/completion records" in card
+    assert said in card.split("Loss on:")[1].splitlines()[0], card
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "o")  # plain peft
+    trained_b = [p for n, p in reloaded.named_parameters() if "lora_B" in n]
+    assert trained_b and all(p.any() for p in trained_b), "every lora_B moved from zero"
 
 
 def test_multi_turn_data_with_a_template_that_cannot_mark_answers_is_one_error_line(
