@@ -91,6 +91,16 @@ def test_constraints_pin_every_dependency():
         assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {req}"
 
 
+@pytest.mark.parametrize("extra", ["export", "track"])
+def test_each_optional_extra_is_pinned(extra):
+    pins = constraint_pins(ROOT / "constraints.txt")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["optional-dependencies"][extra]:
+        req = Requirement(dep)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins and req.specifier.contains(pins[name]), (name, pins.get(name))
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make course" in readme

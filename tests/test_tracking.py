@@ -2,7 +2,6 @@
 
 import socket
 import sys
-import tomllib
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -119,18 +118,6 @@ def test_a_space_id_in_the_environment_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("TRACKIO_SPACE_ID", "someone/runs")
     with pytest.raises(CourseError, match="TRACKIO_SPACE_ID is set"):
         report_to("trackio", tmp_path)
-
-
-def test_the_track_extra_is_pinned():
-    from packaging.requirements import Requirement
-    from repo_files import constraint_pins
-
-    pins = constraint_pins(ROOT / "constraints.txt")
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for dep in extra["optional-dependencies"]["track"]:
-        req = Requirement(dep)
-        name = req.name.lower().replace("_", "-")
-        assert name in pins and req.specifier.contains(pins[name]), (name, pins.get(name))
 
 
 @needs_trackio
