@@ -24,6 +24,7 @@ budgets: it checks code paths, never accuracy.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -84,8 +85,13 @@ def linear_modules(config) -> tuple[str, ...]:
     return tuple(sorted(names - {"lm_head"}))
 
 
+@functools.lru_cache(maxsize=16)
 def model_profile(model: str, hw: Hardware | None = None) -> Profile:
-    """The profile for `model` on this hardware: dtype, 4-bit or not, length, batch, LoRA, tokens."""
+    """The profile for `model` on this hardware: dtype, 4-bit or not, length, batch, LoRA, tokens.
+
+    Worked out once per process: a run asks for it several times (checks, data, training, model
+    card), and a CPU plan read from the free RAM must not change between them.
+    """
     from transformers import AutoConfig
 
     from ftcourse.chat import end_of_turn, training_form
